@@ -1,15 +1,28 @@
 #!/bin/bash
-# Installs the Debian 12 packages ConvServe builds and tests with, if missing.
+# Installs the Debian 12 packages ConvServe needs, if missing.
+#   scripts/install-deps.sh build   what building the project needs
+#   scripts/install-deps.sh         that, plus what the tests run (the default)
 set -euo pipefail
 
-packages=(
+build_packages=(
   cmake ninja-build g++ pkg-config
   protobuf-compiler protobuf-compiler-grpc libprotobuf-dev libgrpc++-dev libabsl-dev
   libeigen3-dev libdnnl-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcpp-httplib-dev
+)
+# Clients in Python and Node, the container test (debootstrap, podman,
+# buildah) and the cluster test's gRPC proxy (nginx).
+test_packages=(
   python3-numpy nodejs npm
   python3-grpcio python3-protobuf python3-pytest
+  debootstrap podman buildah nginx
 )
+
+case "${1:-all}" in
+  build) packages=("${build_packages[@]}") ;;
+  all) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
+  *) echo "usage: $0 [build|all]" >&2; exit 2 ;;
+esac
 
 missing=()
 for package in "${packages[@]}"; do
@@ -24,5 +37,15 @@ done
 echo "Installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
+# Packages with services (nginx) must not start them: the tests run their own
+# instances. policy-rc.d is Debian's switch for that during installs.
+policy=/usr/sbin/policy-rc.d
+added_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  added_policy=1
+fi
+trap '[ -n "$added_policy" ] && $sudo rm -f "$policy"' EXIT
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

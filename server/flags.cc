@@ -136,7 +136,7 @@ CLI::Validator IntegerIn(int64_t min, int64_t max, const std::string& flag,
       description);
 }
 
-CLI::Validator GraceSeconds(const std::string& flag) {
+CLI::Validator Seconds(const std::string& flag) {
   const std::string source = " (from " + flag + " or " + EnvName(flag) + ")";
   return CLI::Validator(
       [=](std::string& input) -> std::string {
@@ -262,6 +262,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   int64_t weight_cache_mb = parsed.weight_cache_bytes / kMiB;
   int64_t filter_store_mb = parsed.filter_store_bytes / kMiB;
   double grace_period_s = static_cast<double>(parsed.grace_period.count()) / 1000.0;
+  double max_connection_age_s = static_cast<double>(parsed.max_connection_age.count()) / 1000.0;
 
   CLI::App app("convserve-server: TensorFlow's convolution ops over gRPC.\n"
                "Every flag can also be set by the environment variable shown with it; "
@@ -320,8 +321,14 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
       ->check(non_negative("--filter-store-mb", kMaxMb));
   add("--grace-period-s", grace_period_s,
       "on SIGTERM/SIGINT, seconds calls in flight may take to finish (fractions allowed)")
-      ->check(GraceSeconds("--grace-period-s"))
+      ->check(Seconds("--grace-period-s"))
       ->default_str(FormatNumber(grace_period_s));
+  add("--max-connection-age-s", max_connection_age_s,
+      "seconds after which a client connection is asked to reconnect (GOAWAY), so that load "
+      "balancers spread clients over new replicas; calls on it get --grace-period-s to end; "
+      "0: never")
+      ->check(Seconds("--max-connection-age-s"))
+      ->default_str(FormatNumber(max_connection_age_s));
   add("--log-level", parsed.log_level, "trace, debug, info, warn, error or off")
       ->transform(
           CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}, CLI::ignore_case));
@@ -350,6 +357,8 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   parsed.weight_cache_bytes = weight_cache_mb * kMiB;
   parsed.filter_store_bytes = filter_store_mb * kMiB;
   parsed.grace_period = std::chrono::milliseconds(std::llround(grace_period_s * 1000.0));
+  parsed.max_connection_age =
+      std::chrono::milliseconds(std::llround(max_connection_age_s * 1000.0));
   *config = std::move(parsed);
   return std::nullopt;
 }
@@ -371,6 +380,8 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"weight-cache-mb", FormatMiB(config.weight_cache_bytes)},
       {"filter-store-mb", FormatMiB(config.filter_store_bytes)},
       {"grace-period-s", FormatNumber(static_cast<double>(config.grace_period.count()) / 1000.0)},
+      {"max-connection-age-s",
+       FormatNumber(static_cast<double>(config.max_connection_age.count()) / 1000.0)},
       {"log-level", FormatValue(config.log_level)},
       {"log-format", FormatValue(config.log_format)},
   };

@@ -1,5 +1,6 @@
 #include "server/server.h"
 
+#include <algorithm>
 #include <climits>
 #include <future>
 #include <thread>
@@ -178,6 +179,15 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   builder.SetMaxSendMessageSize(max_message);
   // Accept the keepalive pings clients send on long calls (ConvClient: 20 s).
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  if (config.max_connection_age.count() > 0) {
+    auto milliseconds = [](std::chrono::milliseconds d) {
+      return static_cast<int>(std::min<int64_t>(d.count(), INT_MAX));
+    };
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               milliseconds(config.max_connection_age));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               milliseconds(config.grace_period));
+  }
   running->server_ = builder.BuildAndStart();
   if (!running->server_ || running->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", config.address));

@@ -42,6 +42,10 @@ struct ServerConfig {
   int64_t filter_store_bytes = int64_t{1} << 30;
   // On SIGTERM/SIGINT, how long calls in flight may take to finish.
   std::chrono::milliseconds grace_period{30000};
+  // Age at which the server asks a client connection to go away (GOAWAY), so
+  // clients reconnect and load balancers see new replicas; 0: never. Calls on
+  // the old connection get grace_period to finish.
+  std::chrono::milliseconds max_connection_age{0};
   // spdlog level name, and "text" or "json" lines.
   std::string log_level = "info";
   std::string log_format = "text";

@@ -71,6 +71,8 @@ std::vector<FlagCase> FlagCases() {
        [](const ServerConfig& c) { EXPECT_EQ(c.filter_store_bytes, 17 * kMiB); }},
       {"--grace-period-s", "CONVSERVE_GRACE_PERIOD_S", "2.5",
        [](const ServerConfig& c) { EXPECT_EQ(c.grace_period.count(), 2500); }},
+      {"--max-connection-age-s", "CONVSERVE_MAX_CONNECTION_AGE_S", "90",
+       [](const ServerConfig& c) { EXPECT_EQ(c.max_connection_age.count(), 90000); }},
       {"--log-level", "CONVSERVE_LOG_LEVEL", "debug",
        [](const ServerConfig& c) { EXPECT_EQ(c.log_level, "debug"); }},
       {"--log-format", "CONVSERVE_LOG_FORMAT", "json",
@@ -128,6 +130,7 @@ TEST_F(FlagsTest, Defaults) {
   EXPECT_EQ(r.config.weight_cache_bytes, defaults.weight_cache_bytes);
   EXPECT_EQ(r.config.filter_store_bytes, defaults.filter_store_bytes);
   EXPECT_EQ(r.config.grace_period, defaults.grace_period);
+  EXPECT_EQ(r.config.max_connection_age.count(), 0);
   EXPECT_EQ(r.config.log_level, "info");
   EXPECT_EQ(r.config.log_format, "text");
   EXPECT_EQ(r.out, "");
@@ -245,6 +248,7 @@ TEST_F(FlagsTest, ValidationErrorsExitNonZeroWithAClearMessage) {
       {{"--grace-period-s", "-0.5"}, "--grace-period-s: must be from 0"},
       {{"--grace-period-s", "nan"}, "'nan' is not a number of seconds"},
       {{"--grace-period-s", "soon"}, "'soon' is not a number of seconds"},
+      {{"--max-connection-age-s", "-1"}, "--max-connection-age-s: must be from 0"},
       {{"--backend", "cuda"}, "--backend: cuda not in {onednn,reference}"},
       {{"--log-level", "verbose"}, "--log-level: verbose not in"},
       {{"--log-format", "xml"}, "--log-format: xml not in {text,json}"},
@@ -419,6 +423,7 @@ TEST(DescribeConfigTest, MentionsEveryField) {
   config.weight_cache_bytes = kMiB / 2;
   config.filter_store_bytes = 19 * kMiB;
   config.grace_period = std::chrono::milliseconds(1500);
+  config.max_connection_age = std::chrono::milliseconds(60000);
   config.log_level = "warn";
   config.log_format = "json";
   const std::string line = DescribeConfig(config);
@@ -428,7 +433,7 @@ TEST(DescribeConfigTest, MentionsEveryField) {
         "max-output-elements=4242", "backend=reference", "workers=3", "threads-per-worker=5",
         "max-queue=11", "memory-budget-mb=700", "max-request-mb=70", "max-streams=13",
         "stream-window=17", "weight-cache-mb=0.5", "filter-store-mb=19", "grace-period-s=1.5",
-        "log-level=warn", "log-format=json"}) {
+        "max-connection-age-s=60", "log-level=warn", "log-format=json"}) {
     EXPECT_THAT(line, HasSubstr(pair));
   }
 }
