@@ -37,6 +37,11 @@ class ConvServiceImpl final : public v1::ConvService::CallbackService {
   void StartDraining() { draining_ = true; }
   // Calls whose replies are not all sent yet (unary calls and open streams).
   int active_calls() const { return active_calls_; }
+  // When the latest call reached a handler.
+  std::chrono::steady_clock::time_point last_call_started() const {
+    return std::chrono::steady_clock::time_point(
+        std::chrono::steady_clock::duration(last_call_started_.load()));
+  }
   int open_streams() const { return open_streams_; }
 
   // Called once per finished Conv request with its status.
@@ -54,7 +59,10 @@ class ConvServiceImpl final : public v1::ConvService::CallbackService {
   const ServerConfig& config() const { return config_; }
   Scheduler& scheduler() { return *scheduler_; }
   bool draining() const { return draining_; }
-  void CallStarted() { ++active_calls_; }
+  void CallStarted() {
+    ++active_calls_;
+    last_call_started_ = std::chrono::steady_clock::now().time_since_epoch().count();
+  }
   void CallEnded() { --active_calls_; }
   // Counts an open stream unless max_streams are open already.
   bool TryOpenStream();
@@ -72,6 +80,7 @@ class ConvServiceImpl final : public v1::ConvService::CallbackService {
   const std::function<void(v1::ServerInfo*)> describe_backends_;
   std::atomic<bool> draining_{false};
   std::atomic<int> active_calls_{0};
+  std::atomic<std::chrono::steady_clock::rep> last_call_started_{0};
   std::atomic<int> open_streams_{0};
 };
 

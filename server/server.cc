@@ -138,7 +138,16 @@ void RunningServer::Drain(std::chrono::milliseconds grace) {
   service_->StartDraining();
   server_->GetHealthCheckService()->SetServingStatus(false);
   const auto deadline = std::chrono::system_clock::now() + grace;
-  while (service_->active_calls() > 0 && std::chrono::system_clock::now() < deadline) {
+  // Wait for the calls in flight, and until clients stopped sending: those
+  // that watch health, or are refused with UNAVAILABLE, turn away within
+  // moments. gRPC's Shutdown cancels (CANCELLED, not UNAVAILABLE) a call
+  // whose request is still arriving, which no handler has seen yet.
+  constexpr std::chrono::milliseconds kQuiet{250};
+  auto busy = [this, kQuiet] {
+    return service_->active_calls() > 0 ||
+           std::chrono::steady_clock::now() - service_->last_call_started() < kQuiet;
+  };
+  while (busy() && std::chrono::system_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   // Calls that finished may still be sending their replies: Shutdown lets

@@ -23,8 +23,9 @@ class RunningServer {
  public:
   ~RunningServer();
 
-  // Graceful stop: health turns NOT_SERVING, new calls get UNAVAILABLE, calls
-  // in flight get up to `grace` to finish, then the rest are cancelled.
+  // Graceful stop: health turns NOT_SERVING, new calls get UNAVAILABLE; it
+  // returns once calls in flight finished and no call started for 250 ms, or
+  // at `grace`, when the rest are cancelled.
   void Drain(std::chrono::milliseconds grace);
 
   int port() const { return port_; }                  // the gRPC port bound

@@ -11,6 +11,11 @@
 // request and reply sizes (gRPC's own floor on this server) and prints the
 // ours/echo throughput ratio; --compare-in-process measures the same op in this
 // process on the oneDNN backend and prints served / in-process GFLOP/s.
+//
+// Several replicas: --target takes any gRPC target (e.g.
+// "ipv4:127.0.0.2:50051,127.0.0.3:50051" or "dns:///convserve-headless:50051")
+// with --lb-policy round_robin, --health-check (skip replicas that are not
+// SERVING) and --max-attempts (retry UNAVAILABLE calls).
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -56,6 +61,11 @@ using convserve::DataType;
 
 struct Options {
   std::vector<std::string> addresses{"127.0.0.1:50051"};
+  std::string target;
+  std::string lb_policy;
+  bool health_check = false;
+  int max_attempts = 1;
+  std::vector<std::string> retry_on{"UNAVAILABLE"};
   int connections = 1;
   std::string mode = "unary";
   std::string op = "conv2d";
@@ -77,8 +87,31 @@ struct Options {
   bool compare_echo = false;
   bool compare_in_process = false;
   double in_process_seconds = 1.0;
-  std::string csv_path, json_path;
+  std::string csv_path, json_path, latency_log_path;
 };
+
+// The channel's service config: load balancing, client-side health checking
+// and retries (Conv and Echo are idempotent), throttled as gRPC does: retries
+// stop while more than half of recent calls failed.
+std::string ServiceConfigJson(const Options& o) {
+  std::vector<std::string> parts;
+  if (!o.lb_policy.empty()) {
+    parts.push_back(absl::StrCat("\"loadBalancingConfig\":[{\"", o.lb_policy, "\":{}}]"));
+  }
+  if (o.health_check) {
+    parts.push_back("\"healthCheckConfig\":{\"serviceName\":\"convserve.v1.ConvService\"}");
+  }
+  if (o.max_attempts > 1) {
+    parts.push_back(absl::StrCat(
+        "\"methodConfig\":[{\"name\":[{\"service\":\"convserve.v1.ConvService\",\"method\":"
+        "\"Conv\"},{\"service\":\"convserve.v1.EchoService\"}],\"retryPolicy\":{"
+        "\"maxAttempts\":", o.max_attempts, ",\"initialBackoff\":\"0.02s\",\"maxBackoff\":"
+        "\"0.5s\",\"backoffMultiplier\":2,\"retryableStatusCodes\":[\"",
+        absl::StrJoin(o.retry_on, "\",\""), "\"]}}],\"retryThrottling\":{\"maxTokens\":100,"
+        "\"tokenRatio\":0.1}"));
+  }
+  return parts.empty() ? "" : absl::StrCat("{", absl::StrJoin(parts, ","), "}");
+}
 
 // "1,4,16" or "lo:hi:xF" (lo, lo*F, ... up to hi).
 std::vector<double> ParseSweep(const std::string& text) {
@@ -380,6 +413,13 @@ class StreamCaller final : public Caller {
 // ---------------------------------------------------------------------------
 // Steps
 
+// One finished request, for --latency-log.
+struct Sample {
+  std::chrono::system_clock::time_point end;
+  double latency_us;
+  int code;
+};
+
 struct StepResult {
   std::string mode;
   std::string load;  // "c=4" or "rate=1000"
@@ -388,6 +428,7 @@ struct StepResult {
   std::map<std::string, int64_t> errors;
   double seconds = 0, rps = 0, gflops = 0;
   double p50 = 0, p90 = 0, p95 = 0, p99 = 0;
+  std::vector<Sample> samples;
   // Filled by the comparisons (negative when not run).
   double echo_rps = -1, ratio_echo = -1, in_process_gflops = -1, ratio_in_process = -1;
 };
@@ -395,10 +436,12 @@ struct StepResult {
 struct Recorder {
   std::mutex mutex;
   std::vector<double> latencies_us;
+  std::vector<Sample> samples;
   std::map<std::string, int64_t> errors;
   int64_t ok = 0;
   void Add(int code, double us) {
     std::lock_guard<std::mutex> lock(mutex);
+    samples.push_back({std::chrono::system_clock::now(), us, code});
     if (code == 0) {
       ++ok;
       latencies_us.push_back(us);
@@ -422,6 +465,7 @@ StepResult Finish(Recorder& rec, const std::string& mode, const std::string& loa
   r.level = level;
   r.ok = rec.ok;
   r.errors = rec.errors;
+  r.samples = std::move(rec.samples);
   r.seconds = seconds;
   r.rps = seconds > 0 ? static_cast<double>(r.ok) / seconds : 0;
   r.gflops = r.rps * flops / 1e9;
@@ -618,6 +662,22 @@ bool WriteCsv(const std::string& path, const std::vector<StepResult>& rows) {
   return static_cast<bool>(out);
 }
 
+// One line per request: the step, when it ended (Unix ms), its latency and
+// status code (0 = OK).
+bool WriteLatencyLog(const std::string& path, const std::vector<StepResult>& rows) {
+  std::ofstream out(path);
+  out << "mode,load,end_unix_ms,latency_us,code\n";
+  for (const StepResult& r : rows) {
+    for (const Sample& sample : r.samples) {
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          sample.end.time_since_epoch()).count();
+      out << r.mode << "," << r.load << "," << ms << "," << sample.latency_us << ","
+          << sample.code << "\n";
+    }
+  }
+  return static_cast<bool>(out);
+}
+
 bool WriteJson(const std::string& path, const Options& o, const Workload& w,
                const std::vector<StepResult>& rows) {
   std::ofstream out(path);
@@ -654,9 +714,31 @@ int main(int argc, char** argv) {
   Options o;
   CLI::App app{"convserve-perf: ConvServe load generator (closed-loop concurrency sweeps, "
                "open-loop rates, Echo and in-process baselines)"};
-  app.add_option("--address", o.addresses,
+  CLI::Option* address_option = app.add_option("--address", o.addresses,
                  "server host:port; repeat or comma-separate to spread connections round-robin")
       ->delimiter(',')
+      ->capture_default_str();
+  CLI::Option* target_option =
+      app.add_option("--target", o.target,
+                     "one gRPC target instead of --address, taken whole: e.g. "
+                     "ipv4:127.0.0.2:50051,127.0.0.3:50051 or dns:///host:50051")
+          ->excludes(address_option);
+  app.add_option("--lb-policy", o.lb_policy, "gRPC load balancing policy (default: pick_first)")
+      ->check(CLI::IsMember({"pick_first", "round_robin"}));
+  app.add_flag("--health-check", o.health_check,
+               "client-side health checking: send only to backends whose "
+               "convserve.v1.ConvService health is SERVING");
+  app.add_option("--max-attempts", o.max_attempts,
+                 "attempts per call; above 1, calls that fail with a --retry-on code are "
+                 "retried (gRPC allows at most 5)")
+      ->check(CLI::Range(1, 5))
+      ->capture_default_str();
+  app.add_option("--retry-on", o.retry_on,
+                 "status codes --max-attempts retries, e.g. UNAVAILABLE,RESOURCE_EXHAUSTED "
+                 "(a full queue refuses a request before running it)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED",
+                             "ABORTED", "INTERNAL", "UNKNOWN"}))
       ->capture_default_str();
   app.add_option("--connections", o.connections,
                  "gRPC channels (TCP connections), at least one per address; callers share them "
@@ -724,11 +806,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--csv", o.csv_path, "also write the steps as CSV to this file");
   app.add_option("--json", o.json_path, "also write the steps as JSON to this file");
+  app.add_option("--latency-log", o.latency_log_path,
+                 "also write every request (end time, latency, status) as CSV to this file");
 
   std::vector<double> levels;
   Workload w;
   try {
     app.parse(argc, argv);
+    if (target_option->count() > 0) o.addresses = {o.target};
     levels = ParseSweep(o.rate.empty() ? o.concurrency : o.rate);
     w = MakeWorkload(o);
   } catch (const CLI::ParseError& e) {
@@ -745,6 +830,11 @@ int main(int argc, char** argv) {
     args.SetMaxReceiveMessageSize(INT32_MAX);
     args.SetMaxSendMessageSize(INT32_MAX);
     args.SetInt("convserve.perf.connection", i);
+    if (const std::string config = ServiceConfigJson(o); !config.empty()) {
+      args.SetServiceConfigJSON(config);
+    }
+    // gRPC retries only calls whose request fits its retry buffer (256 KiB).
+    if (o.max_attempts > 1) args.SetInt(GRPC_ARG_PER_RPC_RETRY_BUFFER_SIZE, 256 << 20);
     stubs[i].channel = grpc::CreateCustomChannel(o.addresses[i % o.addresses.size()],
                                                  grpc::InsecureChannelCredentials(), args);
     stubs[i].conv = v1::ConvService::NewStub(stubs[i].channel);
@@ -860,6 +950,10 @@ int main(int argc, char** argv) {
   }
   if (!o.json_path.empty() && !WriteJson(o.json_path, o, w, rows)) {
     std::cerr << "error: cannot write " << o.json_path << "\n";
+    return EXIT_FAILURE;
+  }
+  if (!o.latency_log_path.empty() && !WriteLatencyLog(o.latency_log_path, rows)) {
+    std::cerr << "error: cannot write " << o.latency_log_path << "\n";
     return EXIT_FAILURE;
   }
   return EXIT_SUCCESS;
