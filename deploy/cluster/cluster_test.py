@@ -227,10 +227,16 @@ class Nginx:
 
     def write_config(self, down):
         conf = open(os.path.join(os.path.dirname(__file__), "nginx.conf")).read()
+        compose = open(os.path.join(os.path.dirname(__file__), "compose.yaml")).read()
         for i, replica in enumerate(self.replicas, start=1):
+            # nginx.conf and compose.yaml describe the same replicas.
+            if not re.search(rf"^  convserve-{i}:$", compose, re.M):
+                fail(f"compose.yaml has no service convserve-{i}, which nginx.conf names")
             mark = " down" if replica is down else ""
-            conf = re.sub(rf"server convserve-{i}:50051 ([^;]*);",
-                          rf"server {replica.address} \1{mark};", conf)
+            conf, found = re.subn(rf"server convserve-{i}:50051 ([^;]*);",
+                                  rf"server {replica.address} \1{mark};", conf)
+            if found != 1:
+                fail(f"nginx.conf has no upstream server convserve-{i}:50051")
         conf = conf.replace("listen 8080 http2;", f"listen {self.address} http2;")
         # Keep nginx's files in the work folder, so that it needs no root.
         temp_paths = "".join(f"  {kind}_temp_path {self.workdir}/nginx-{kind};\n" for kind in
