@@ -143,9 +143,10 @@ void RunningServer::Drain(std::chrono::milliseconds grace) {
   // moments. gRPC's Shutdown cancels (CANCELLED, not UNAVAILABLE) a call
   // whose request is still arriving, which no handler has seen yet.
   constexpr std::chrono::milliseconds kQuiet{250};
-  auto busy = [this, kQuiet] {
-    return service_->active_calls() > 0 ||
-           std::chrono::steady_clock::now() - service_->last_call_started() < kQuiet;
+  const auto drain_start = std::chrono::steady_clock::now();
+  auto busy = [this, kQuiet, drain_start] {
+    const auto last = std::max(drain_start, service_->last_call_started());
+    return service_->active_calls() > 0 || std::chrono::steady_clock::now() - last < kQuiet;
   };
   while (busy() && std::chrono::system_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));

@@ -24,8 +24,9 @@ class RunningServer {
   ~RunningServer();
 
   // Graceful stop: health turns NOT_SERVING, new calls get UNAVAILABLE; it
-  // returns once calls in flight finished and no call started for 250 ms, or
-  // at `grace`, when the rest are cancelled.
+  // returns once calls in flight finished and no call started for 250 ms
+  // (so at least 250 ms after it began), or at `grace`, when the rest are
+  // cancelled.
   void Drain(std::chrono::milliseconds grace);
 
   int port() const { return port_; }                  // the gRPC port bound

@@ -1007,6 +1007,39 @@ TEST_F(BehaviourTest, DrainWaitsForTheRequestInFlightNotForTheGrace) {
   EXPECT_LT(drain_seconds, 2.5) << "Drain waited for its grace period, not for the request";
 }
 
+// Drain keeps refusing calls (UNAVAILABLE, from the handler) while clients
+// still send them, and shuts down only once they stopped: gRPC's Shutdown
+// would cancel a call whose request is still arriving (CANCELLED, which
+// clients do not retry). It does not wait for the grace once calls stop.
+TEST_F(BehaviourTest, DrainWaitsUntilCallsStopArriving) {
+  Start(Config(/*workers=*/1));
+  const auto start = Clock::now();
+  std::atomic<int64_t> drained_ns{0};
+  std::thread drain([&] {
+    server_->Drain(milliseconds(5000));
+    drained_ns = (Clock::now() - start).count();
+  });
+  ASSERT_TRUE(WaitFor([&] { return server_->service().draining(); }));
+  int refused = 0;
+  Clock::time_point last_call;
+  while (Clock::now() - start < milliseconds(600)) {
+    v1::ConvResponse response;
+    const grpc::Status status = Call(SmallConv2D("late"), &response);
+    last_call = Clock::now();
+    if (status.error_message().find("shutting down") == std::string::npos) {
+      ADD_FAILURE() << "refused by gRPC, not by the draining server: " << status.error_message();
+      break;
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    ++refused;
+  }
+  drain.join();
+  EXPECT_GT(refused, 0);
+  const auto drained = start + std::chrono::nanoseconds(drained_ns.load());
+  EXPECT_GT(drained, last_call) << "Drain returned while calls were still arriving";
+  EXPECT_LT(drained - start, milliseconds(4000)) << "Drain waited for its grace period";
+}
+
 // A call still running at the end of the grace is cut off: gRPC cancels every
 // call left at Shutdown's deadline, which clients see as UNAVAILABLE (gRPC's
 // "Cancelling all calls", safe to retry elsewhere), and the worker's late
