@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,11 +46,11 @@ def cores_available():
 
 
 def start_server(server_bin, workers, threads, log_path):
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [server_bin, "--address", "127.0.0.1:0", "--workers", str(workers),
-         "--threads-per-worker", str(threads), "--max-queue", "64"],
-        stdout=log, stderr=subprocess.STDOUT)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [server_bin, "--address", "127.0.0.1:0", "--workers", str(workers),
+             "--threads-per-worker", str(threads), "--max-queue", "64"],
+            stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         match = re.search(r"\(port (\d+)\)", open(log_path).read())
@@ -110,6 +111,7 @@ def main():
         print(f"| {name} | {layout} | {rps:.0f} | {gflops:.1f} | {rps / cores:.0f} | "
               f"{gflops / cores:.1f} | {step['p99_us'] / 1000:.1f} | {cores_needed:.1f} | "
               f"{math.ceil(cores_needed / cores)} |")
+    shutil.rmtree(workdir, ignore_errors=True)
     print(f"\nCores and replicas keep {100 - 100 * UTILISATION:.0f}% headroom "
           f"(utilisation {UTILISATION:g}); scale linearly for other rates.")
     return 0

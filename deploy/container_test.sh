@@ -69,9 +69,10 @@ buildah rm "$probe" >/dev/null 2>&1 || true
 unshare --mount true 2>"$work/probe.log" ||
   skip "no mount namespaces here (chroot isolation needs them): $(tail -3 "$work/probe.log")"
 
-# One run at a time per checkout (several build directories may run their
-# tests at once): the runs share the image names and the layer cache.
-exec 9<"$0"
+# One run at a time on this machine (several checkouts may run their tests at
+# once): the runs share the image names and podman's storage.
+mkdir -p /run/lock
+exec 9>/run/lock/convserve-container-test.lock
 flock -w 1200 9 || fail "another container_test.sh has held its lock for 20 minutes"
 
 # Base images. Nothing is pulled from a registry: both stages start from the

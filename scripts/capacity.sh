@@ -5,5 +5,5 @@
 # deploy/capacity.py (e.g. --seconds 10). Keep the machine otherwise idle.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build.sh
+CONVSERVE_DEPS=all scripts/build.sh  # all: Python runs the measurement
 exec /usr/bin/python3 deploy/capacity.py build/bin/convserve-server build/bin/convserve-perf "$@"

@@ -41,11 +41,11 @@ sudo=""
 # instances. policy-rc.d is Debian's switch for that during installs.
 policy=/usr/sbin/policy-rc.d
 added_policy=""
+trap '[ -n "$added_policy" ] && $sudo rm -f "$policy"' EXIT
 if [ ! -e "$policy" ]; then
+  added_policy=1
   printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
   $sudo chmod 755 "$policy"
-  added_policy=1
 fi
-trap '[ -n "$added_policy" ] && $sudo rm -f "$policy"' EXIT
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -27,7 +27,7 @@ constexpr int64_t kMaxMessageMb = std::numeric_limits<int>::max() / kMiB;
 constexpr int64_t kMaxMb = std::numeric_limits<int64_t>::max() / kMiB;
 constexpr int64_t kMaxInt = std::numeric_limits<int>::max();
 // Long enough for any drain; short enough that milliseconds fit in an int64.
-constexpr double kMaxGraceSeconds = 1e9;
+constexpr double kMaxSeconds = 1e9;
 
 std::optional<std::string> ReadFile(const std::string& path) {
   std::ifstream file(path);
@@ -144,8 +144,8 @@ CLI::Validator Seconds(const std::string& flag) {
         if (!CLI::detail::lexical_cast(input, value) || !std::isfinite(value)) {
           return "'" + input + "' is not a number of seconds" + source;
         }
-        if (value < 0 || value > kMaxGraceSeconds) {
-          return "must be from 0 to " + FormatNumber(kMaxGraceSeconds) + " seconds, got " +
+        if (value < 0 || value > kMaxSeconds) {
+          return "must be from 0 to " + FormatNumber(kMaxSeconds) + " seconds, got " +
                  input + source;
         }
         return std::string();

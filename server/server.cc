@@ -138,21 +138,22 @@ void RunningServer::Drain(std::chrono::milliseconds grace) {
   service_->StartDraining();
   server_->GetHealthCheckService()->SetServingStatus(false);
   const auto deadline = std::chrono::system_clock::now() + grace;
-  // Wait for the calls in flight, and until clients stopped sending: those
-  // that watch health, or are refused with UNAVAILABLE, turn away within
-  // moments. gRPC's Shutdown cancels (CANCELLED, not UNAVAILABLE) a call
-  // whose request is still arriving, which no handler has seen yet.
+  // Give clients a moment to turn away: those that watch health, or are
+  // refused with UNAVAILABLE, stop sending within moments. Wait until no call
+  // started for 250 ms, for 1 s at most: Shutdown would cancel (CANCELLED,
+  // not UNAVAILABLE) a call whose request is still arriving, which no handler
+  // has seen yet. Clients still sending after that (a connection that
+  // kube-proxy balanced) get Shutdown's GOAWAY and reconnect elsewhere.
   constexpr std::chrono::milliseconds kQuiet{250};
-  const auto drain_start = std::chrono::steady_clock::now();
-  auto busy = [this, kQuiet, drain_start] {
-    const auto last = std::max(drain_start, service_->last_call_started());
-    return service_->active_calls() > 0 || std::chrono::steady_clock::now() - last < kQuiet;
-  };
-  while (busy() && std::chrono::system_clock::now() < deadline) {
+  constexpr std::chrono::milliseconds kMaxSettle{1000};
+  const auto start = std::chrono::steady_clock::now();
+  const auto settle_end = start + std::min<std::chrono::milliseconds>(kMaxSettle, grace);
+  for (auto now = start; now < settle_end; now = std::chrono::steady_clock::now()) {
+    if (now - std::max(start, service_->last_call_started()) >= kQuiet) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  // Calls that finished may still be sending their replies: Shutdown lets
-  // them complete and cancels only what is left at the deadline.
+  // Shutdown sends GOAWAY, stops listening, lets the calls in flight finish
+  // until the deadline and cancels what is left then.
   server_->Shutdown(deadline);
 }
 

@@ -23,10 +23,10 @@ class RunningServer {
  public:
   ~RunningServer();
 
-  // Graceful stop: health turns NOT_SERVING, new calls get UNAVAILABLE; it
-  // returns once calls in flight finished and no call started for 250 ms
-  // (so at least 250 ms after it began), or at `grace`, when the rest are
-  // cancelled.
+  // Graceful stop: health turns NOT_SERVING and new calls get UNAVAILABLE
+  // until no Conv or ConvStream call has started for 250 ms (1 s at most);
+  // then the server stops listening and sends GOAWAY, and returns once the
+  // calls in flight finished, or at `grace`, when the rest are cancelled.
   void Drain(std::chrono::milliseconds grace);
 
   int port() const { return port_; }                  // the gRPC port bound

@@ -1008,9 +1008,9 @@ TEST_F(BehaviourTest, DrainWaitsForTheRequestInFlightNotForTheGrace) {
 }
 
 // Drain keeps refusing calls (UNAVAILABLE, from the handler) while clients
-// still send them, and shuts down only once they stopped: gRPC's Shutdown
-// would cancel a call whose request is still arriving (CANCELLED, which
-// clients do not retry). It does not wait for the grace once calls stop.
+// still send them, and shuts down only once they stopped (for up to 1 s):
+// gRPC's Shutdown would cancel a call whose request is still arriving
+// (CANCELLED, which clients do not retry). It does not wait for the grace.
 TEST_F(BehaviourTest, DrainWaitsUntilCallsStopArriving) {
   Start(Config(/*workers=*/1));
   const auto start = Clock::now();
@@ -1038,6 +1038,30 @@ TEST_F(BehaviourTest, DrainWaitsUntilCallsStopArriving) {
   const auto drained = start + std::chrono::nanoseconds(drained_ns.load());
   EXPECT_GT(drained, last_call) << "Drain returned while calls were still arriving";
   EXPECT_LT(drained - start, milliseconds(4000)) << "Drain waited for its grace period";
+}
+
+// A client that never stops sending (its connection pinned to this server,
+// as kube-proxy does) holds the drain 1 s at most; then Shutdown's GOAWAY and
+// closed port send it elsewhere, and the server is gone long before the grace.
+TEST_F(BehaviourTest, DrainStopsWaitingForClientsThatKeepSending) {
+  Start(Config(/*workers=*/1));
+  const auto start = Clock::now();
+  std::atomic<bool> drained{false};
+  std::thread drain([&] {
+    server_->Drain(milliseconds(10000));
+    drained = true;
+  });
+  ASSERT_TRUE(WaitFor([&] { return server_->service().draining(); }));
+  int cancelled = 0;
+  while (!drained && Clock::now() - start < milliseconds(8000)) {
+    v1::ConvResponse response;
+    cancelled += Call(SmallConv2D("late"), &response, milliseconds(2000)).error_code() ==
+                 grpc::StatusCode::CANCELLED;
+  }
+  const auto drain_time = Clock::now() - start;
+  drain.join();
+  EXPECT_LT(drain_time, milliseconds(5000)) << "Drain waited for the grace while calls came in";
+  EXPECT_LE(cancelled, 1) << "calls cancelled rather than refused";
 }
 
 // A call still running at the end of the grace is cut off: gRPC cancels every

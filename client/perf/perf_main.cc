@@ -91,8 +91,9 @@ struct Options {
 };
 
 // The channel's service config: load balancing, client-side health checking
-// and retries (Conv and Echo are idempotent), throttled as gRPC does: retries
-// stop while more than half of recent calls failed.
+// and retries (Conv and Echo are idempotent). gRPC's retry throttling pauses
+// retries once failures outrun successes by about 500 (a failure costs a
+// token, a success earns 0.1, retrying needs more than half of 1000).
 std::string ServiceConfigJson(const Options& o) {
   std::vector<std::string> parts;
   if (!o.lb_policy.empty()) {
@@ -107,7 +108,7 @@ std::string ServiceConfigJson(const Options& o) {
         "\"Conv\"},{\"service\":\"convserve.v1.EchoService\"}],\"retryPolicy\":{"
         "\"maxAttempts\":", o.max_attempts, ",\"initialBackoff\":\"0.02s\",\"maxBackoff\":"
         "\"0.5s\",\"backoffMultiplier\":2,\"retryableStatusCodes\":[\"",
-        absl::StrJoin(o.retry_on, "\",\""), "\"]}}],\"retryThrottling\":{\"maxTokens\":100,"
+        absl::StrJoin(o.retry_on, "\",\""), "\"]}}],\"retryThrottling\":{\"maxTokens\":1000,"
         "\"tokenRatio\":0.1}"));
   }
   return parts.empty() ? "" : absl::StrCat("{", absl::StrJoin(parts, ","), "}");
@@ -434,6 +435,7 @@ struct StepResult {
 };
 
 struct Recorder {
+  bool keep_samples = false;  // for --latency-log
   std::mutex mutex;
   std::vector<double> latencies_us;
   std::vector<Sample> samples;
@@ -441,7 +443,7 @@ struct Recorder {
   int64_t ok = 0;
   void Add(int code, double us) {
     std::lock_guard<std::mutex> lock(mutex);
-    samples.push_back({std::chrono::system_clock::now(), us, code});
+    if (keep_samples) samples.push_back({std::chrono::system_clock::now(), us, code});
     if (code == 0) {
       ++ok;
       latencies_us.push_back(us);
@@ -484,6 +486,7 @@ using CallerFactory = std::function<std::unique_ptr<Caller>(int slot)>;
 StepResult RunClosed(const Options& o, const std::string& mode, int concurrency,
                      const CallerFactory& make, double flops) {
   Recorder rec;
+  rec.keep_samples = !o.latency_log_path.empty();
   std::atomic<int64_t> issued{0};
   std::latch ready(concurrency + 1);
   Clock::time_point start, deadline;
@@ -520,6 +523,7 @@ StepResult RunClosed(const Options& o, const std::string& mode, int concurrency,
 StepResult RunOpen(const Options& o, const std::string& mode, double rate,
                    const CallerFactory& make, double flops) {
   Recorder rec;
+  rec.keep_samples = !o.latency_log_path.empty();
   const int workers = o.max_in_flight;
   std::mutex mutex;
   std::condition_variable cv;
@@ -813,7 +817,18 @@ int main(int argc, char** argv) {
   Workload w;
   try {
     app.parse(argc, argv);
-    if (target_option->count() > 0) o.addresses = {o.target};
+    if (target_option->count() > 0) {
+      if (o.registered_filter) {
+        throw CLI::ValidationError("--registered-filter",
+                                   "needs --address: with --target, RegisterFilter would reach "
+                                   "one replica only");
+      }
+      o.addresses = {o.target};
+    }
+    if (o.health_check && o.lb_policy != "round_robin") {
+      throw CLI::ValidationError("--health-check",
+                                 "needs --lb-policy round_robin (gRPC checks health only there)");
+    }
     levels = ParseSweep(o.rate.empty() ? o.concurrency : o.rate);
     w = MakeWorkload(o);
   } catch (const CLI::ParseError& e) {
@@ -833,7 +848,8 @@ int main(int argc, char** argv) {
     if (const std::string config = ServiceConfigJson(o); !config.empty()) {
       args.SetServiceConfigJSON(config);
     }
-    // gRPC retries only calls whose request fits its retry buffer (256 KiB).
+    // gRPC retries only calls whose request fits its retry buffer: 256 KiB by
+    // default, raised to 256 MiB.
     if (o.max_attempts > 1) args.SetInt(GRPC_ARG_PER_RPC_RETRY_BUFFER_SIZE, 256 << 20);
     stubs[i].channel = grpc::CreateCustomChannel(o.addresses[i % o.addresses.size()],
                                                  grpc::InsecureChannelCredentials(), args);

@@ -3,15 +3,18 @@
 by convserve-perf through two fronts in turn:
 
   round_robin  the client balances per call over an ipv4: target list, with
-               client-side health checking and retries of UNAVAILABLE calls;
+               client-side health checking;
   nginx        Debian's nginx proxies HTTP/2 gRPC (grpc_pass, nginx.conf here)
-               on 127.0.0.5; the client retries UNAVAILABLE calls.
+               on 127.0.0.5.
+
+The client retries calls refused with UNAVAILABLE (a draining replica) or
+RESOURCE_EXHAUSTED (a full queue; the request did not run).
 
 Mid-run one replica gets SIGTERM (it drains and exits 0) and a few seconds
 later starts again on the same address. Checks: every request answered OK,
 every replica served a fair share (from its own /metrics, before and after
-its restart), no replica's queue above its bound, and the restarted replica
-served again. Prints a report with the per-replica shares and the p99 latency
+its restart), fewer than 1% of calls met a full queue (a replica's queue
+bound refuses the rest at once), and the restarted replica served again. Prints a report with the per-replica shares and the p99 latency
 before and during the restart.
 
 Usage: cluster_test.py SERVER_BIN PERF_BIN CLI_BIN
@@ -39,7 +42,7 @@ DOWN_SECONDS = 3
 # Each replica computes with one thread: three replicas share this machine.
 SERVER_FLAGS = ["--workers", "1", "--threads-per-worker", "1",
                 "--max-queue", str(MAX_QUEUE), "--grace-period-s", "5",
-                "--max-connection-age-s", "10"]
+                "--max-connection-age-s", "60"]
 WORKLOAD = ["--mode", "unary", "--op", "conv2d", "--input-shape", "1,32,32,32",
             "--filter-shape", "3,3,32,32", "--padding", "SAME"]
 REQUESTS_RE = re.compile(r'^convserve_requests_total\{[^}]*code="OK"[^}]*\} (\S+)$', re.M)
@@ -66,6 +69,7 @@ class Replica:
         self.server_bin, self.host, self.workdir = server_bin, host, workdir
         self.port = 0
         self.process = None
+        self.log = None
         self.metrics_port = 0
         self.lifetimes = 0
         self.served_before = 0  # OK requests of earlier lifetimes
@@ -84,11 +88,13 @@ class Replica:
 
     def start(self):
         self.lifetimes += 1
-        log = open(self.log_path(), "w")
+        if self.log:
+            self.log.close()
+        self.log = open(self.log_path(), "w")
         self.process = subprocess.Popen(
             [self.server_bin, "--address", f"{self.host}:{self.port}",
              "--metrics-address", f"{self.host}:0", *SERVER_FLAGS],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             text = open(self.log_path()).read()
@@ -167,6 +173,8 @@ class Replica:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
+        if self.log:
+            self.log.close()
 
 
 class Monitor(threading.Thread):
@@ -237,11 +245,14 @@ class Nginx:
                                   rf"server {replica.address} \1{mark};", conf)
             if found != 1:
                 fail(f"nginx.conf has no upstream server convserve-{i}:50051")
-        conf = conf.replace("listen 8080 http2;", f"listen {self.address} http2;")
         # Keep nginx's files in the work folder, so that it needs no root.
         temp_paths = "".join(f"  {kind}_temp_path {self.workdir}/nginx-{kind};\n" for kind in
                              ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-        conf = conf.replace("http {\n", "http {\n" + temp_paths, 1)
+        for old, new in (("listen 8080 http2;", f"listen {self.address} http2;"),
+                         ("http {\n", "http {\n" + temp_paths)):
+            if old not in conf:
+                fail(f"nginx.conf has no {old.strip()!r} to adapt")
+            conf = conf.replace(old, new, 1)
         open(self.path, "w").write(conf)
 
     def reload(self, down):
@@ -252,7 +263,7 @@ class Nginx:
     def take_out(self, replica):
         self.reload(down=replica)
 
-    def put_back(self, replica):
+    def put_back(self, _replica):
         self.reload(down=None)
 
     def stop(self):
@@ -273,6 +284,8 @@ def run_phase(name, front_args, replicas, victim, perf_bin, cli_bin, workdir,
     (take_out and put_back tell the front, where it needs telling)."""
     served_at_start = [r.served() for r in replicas]
     refused_at_start = [r.refused() for r in replicas]
+    for replica in replicas:
+        replica.max_queue_seen = 0
     monitor = Monitor(replicas)
     monitor.start()
     latency_log = os.path.join(workdir, f"{name}-latency.csv")
@@ -284,18 +297,22 @@ def run_phase(name, front_args, replicas, victim, perf_bin, cli_bin, workdir,
          "--duration", str(RUN_SECONDS), "--warmup-requests", "24", "--timeout-ms", "20000",
          "--json", result_json, "--latency-log", latency_log],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # perf's first calls and warm-up take a moment; measure from its start.
-    time.sleep(KILL_AT_SECONDS)
-    killed_at = time.time()
-    take_out(victim)
-    victim.stop()
-    time.sleep(DOWN_SECONDS)
-    victim.start()
-    victim.wait_serving(cli_bin)
-    put_back(victim)
-    back_at = time.time()
-    output, _ = perf.communicate(timeout=RUN_SECONDS + 120)
-    monitor.stop()
+    try:
+        time.sleep(KILL_AT_SECONDS)
+        killed_at = time.time()
+        take_out(victim)
+        victim.stop()
+        time.sleep(DOWN_SECONDS)
+        victim.start()
+        victim.wait_serving(cli_bin)
+        put_back(victim)
+        back_at = time.time()
+        output, _ = perf.communicate(timeout=RUN_SECONDS + 120)
+    finally:
+        if perf.poll() is None:
+            perf.kill()
+            perf.wait()
+        monitor.stop()
     print(output, end="")
     if perf.returncode != 0:
         fail(f"{name}: convserve-perf exited {perf.returncode}")
@@ -336,8 +353,8 @@ def run_phase(name, front_args, replicas, victim, perf_bin, cli_bin, workdir,
     for replica, count in zip(replicas, served):
         if count < 0.15 * total:
             fail(f"{name}: replica {replica.host} served {count} of {total} requests")
-        if replica.max_queue_seen > MAX_QUEUE:
-            fail(f"{name}: replica {replica.host}'s queue reached {replica.max_queue_seen}")
+    if sum(refused) > 0.01 * total:
+        fail(f"{name}: {sum(refused)} calls met a full queue: the load was not spread")
     after_restart = victim.served_now
     if after_restart < 0.05 * total:
         fail(f"{name}: the restarted replica served only {after_restart} requests after "

@@ -15,7 +15,9 @@ for tool in node npm; do
 done
 
 cd "$here/lint"  # npm works on this folder only: node_modules lands here
-if [ ! -d node_modules ]; then
+# npm ci writes node_modules/.package-lock.json last: without it the tree is
+# missing or half installed.
+if [ ! -f node_modules/.package-lock.json ]; then
   echo "k8s_lint: installing npm dependencies (npm ci)"
   if ! timeout 240 npm ci --no-audit --no-fund --fetch-retries=2 --fetch-timeout=60000; then
     rm -rf node_modules
