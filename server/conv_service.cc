@@ -139,9 +139,10 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const Clock::time_point received = Clock::now();
   CallStarted();
+  // Counted as ended first: once the reply is out, Shutdown may return.
   Finish finish = [this, reactor](const absl::Status& status) {
-    reactor->Finish(ToGrpc(status));
     CallEnded();
+    reactor->Finish(ToGrpc(status));
   };
   if (draining_) {
     Refuse(*request, absl::UnavailableError("the server is shutting down"), received, finish);
