@@ -7,6 +7,7 @@
 //
 // The op subcommands and their options are generated from the wire contract:
 // one subcommand per op of ConvRequest, one option per field of its message.
+// The request itself comes from the client library's BuildRequest.
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
@@ -20,6 +21,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "client/npy.h"
+#include "client/request_builder.h"
+#include "client/status_code_name.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -28,6 +31,9 @@ namespace {
 
 namespace v1 = ::convserve::v1;
 using convserve::client::NpyArray;
+using convserve::client::OpArgs;
+using convserve::client::RequestTensors;
+using convserve::client::Tensor;
 using google::protobuf::FieldDescriptor;
 
 // Values given for the fields of one op message, keyed by field name.
@@ -65,26 +71,39 @@ void AddOpOptions(CLI::App* command, const google::protobuf::Descriptor* op, OpO
   }
 }
 
-// Copies the given option values into the op message.
-void FillOp(const OpOptions& values, google::protobuf::Message* op) {
-  const google::protobuf::Reflection* reflection = op->GetReflection();
-  const google::protobuf::Descriptor* descriptor = op->GetDescriptor();
+// The op's arguments from the values given for its message's fields.
+absl::StatusOr<OpArgs> ToOpArgs(const OpOptions& values) {
+  OpArgs args;
+  auto unknown = [](const std::string& name) {
+    return absl::InternalError(absl::StrCat("no TensorFlow argument for field ", name));
+  };
   for (const auto& [name, list] : values.lists) {
-    for (int64_t v : list) reflection->AddInt64(op, descriptor->FindFieldByName(name), v);
+    if (name == "strides" || name == "stride") {
+      args.strides = list;
+    } else if (name == "explicit_paddings") {
+      args.explicit_paddings = list;
+    } else if (name == "dilations") {
+      args.dilations = list;
+    } else if (name == "output_shape") {
+      args.output_shape = list;
+    } else {
+      return unknown(name);
+    }
   }
   for (const auto& [name, text] : values.strings) {
-    const FieldDescriptor* field = descriptor->FindFieldByName(name);
-    if (text.empty()) continue;
-    if (field->type() == FieldDescriptor::TYPE_ENUM) {
-      reflection->SetEnum(op, field,
-                          field->enum_type()->FindValueByName(absl::StrCat("PADDING_", text)));
+    if (name == "padding") {
+      args.padding = text;  // empty: unspecified
+    } else if (name == "data_format") {
+      args.data_format = text;
     } else {
-      reflection->SetString(op, field, text);
+      return unknown(name);
     }
   }
   for (const auto& [name, v] : values.ints) {
-    reflection->SetInt64(op, descriptor->FindFieldByName(name), v);
+    if (name != "rate") return unknown(name);
+    args.rate = v;
   }
+  return args;
 }
 
 int Fail(const std::string& message) {
@@ -92,23 +111,23 @@ int Fail(const std::string& message) {
   return EXIT_FAILURE;
 }
 
-// .npy dtype strings and the wire's data types.
-bool ToTensor(const NpyArray& array, bool bfloat16, v1::Tensor* tensor, std::string* error) {
+// .npy dtype strings and the wire's data types; the array's bytes are moved.
+bool ToTensor(NpyArray array, bool bfloat16, Tensor* tensor, std::string* error) {
   static const std::map<std::string, v1::DataType> kTypes = {
       {"<f4", v1::DATA_TYPE_FLOAT32}, {"<f8", v1::DATA_TYPE_FLOAT64},
       {"<f2", v1::DATA_TYPE_FLOAT16}, {"<i4", v1::DATA_TYPE_INT32}};
   if (bfloat16 && array.descr == "<u2") {
-    tensor->set_dtype(v1::DATA_TYPE_BFLOAT16);
+    tensor->dtype = v1::DATA_TYPE_BFLOAT16;
   } else if (auto it = kTypes.find(array.descr); it != kTypes.end()) {
-    tensor->set_dtype(it->second);
+    tensor->dtype = it->second;
   } else {
     *error = absl::StrCat("unsupported .npy dtype ", array.descr,
                           " (use float32, float64, float16, int32, or uint16 bit patterns "
                           "with --bfloat16)");
     return false;
   }
-  tensor->mutable_shape()->Assign(array.shape.begin(), array.shape.end());
-  tensor->set_data(array.data);
+  tensor->shape.assign(array.shape.begin(), array.shape.end());
+  tensor->data = std::move(array.data);
   return true;
 }
 
@@ -122,24 +141,17 @@ NpyArray FromTensor(const v1::Tensor& tensor) {
 }
 
 // Reads `path` into `tensor`; false (with `error`) on failure.
-bool LoadTensor(const std::string& path, bool bfloat16, v1::Tensor* tensor, std::string* error) {
+bool LoadTensor(const std::string& path, bool bfloat16, Tensor* tensor, std::string* error) {
   absl::StatusOr<NpyArray> array = convserve::client::ReadNpyFile(path);
   if (!array.ok()) {
     *error = array.status().ToString();
     return false;
   }
-  return ToTensor(*array, bfloat16, tensor, error);
+  return ToTensor(*std::move(array), bfloat16, tensor, error);
 }
 
 std::string StatusText(const grpc::Status& status) {
-  static const char* kCodes[] = {"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT",
-                                 "DEADLINE_EXCEEDED", "NOT_FOUND", "ALREADY_EXISTS",
-                                 "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
-                                 "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-                                 "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS",
-                                 "UNAUTHENTICATED"};
-  const int code = status.error_code();
-  return absl::StrCat(code >= 0 && code <= 16 ? kCodes[code] : "UNKNOWN", ": ",
+  return absl::StrCat(convserve::client::StatusCodeName(status.error_code()), ": ",
                       status.error_message());
 }
 
@@ -227,27 +239,31 @@ int main(int argc, char** argv) {
   for (const auto& [command, field] : op_commands) {
     if (command->parsed()) op = field;
   }
-  v1::ConvRequest request;
+  RequestTensors tensors;
+  Tensor filter, pointwise_filter, bias;
   std::string error;
-  if (!LoadTensor(files.input, files.bfloat16, request.mutable_input(), &error) ||
-      !LoadTensor(files.filter, files.bfloat16, request.mutable_filter()->mutable_tensor(),
-                  &error) ||
+  if (!LoadTensor(files.input, files.bfloat16, &tensors.input, &error) ||
+      !LoadTensor(files.filter, files.bfloat16, &filter, &error) ||
       (!files.pointwise_filter.empty() &&
-       !LoadTensor(files.pointwise_filter, files.bfloat16,
-                   request.mutable_pointwise_filter()->mutable_tensor(), &error)) ||
-      (!files.bias.empty() &&
-       !LoadTensor(files.bias, files.bfloat16, request.mutable_bias()->mutable_tensor(), &error))) {
+       !LoadTensor(files.pointwise_filter, files.bfloat16, &pointwise_filter, &error)) ||
+      (!files.bias.empty() && !LoadTensor(files.bias, files.bfloat16, &bias, &error))) {
     return Fail(error);
   }
-  request.set_activation(static_cast<v1::Activation>(
+  tensors.filter = std::move(filter);
+  if (!files.pointwise_filter.empty()) tensors.pointwise_filter = std::move(pointwise_filter);
+  if (!files.bias.empty()) tensors.epilogue.bias = std::move(bias);
+  tensors.epilogue.activation = static_cast<v1::Activation>(
       v1::Activation_descriptor()
           ->FindValueByName(absl::StrCat("ACTIVATION_", absl::AsciiStrToUpper(files.activation)))
-          ->number()));
-  FillOp(op_options[op->name()],
-         request.GetReflection()->MutableMessage(&request, op));
+          ->number());
+  absl::StatusOr<OpArgs> args = ToOpArgs(op_options[op->name()]);
+  if (!args.ok()) return Fail(args.status().ToString());
+  absl::StatusOr<v1::ConvRequest> request =
+      convserve::client::BuildRequest(op->name(), *args, std::move(tensors));
+  if (!request.ok()) return Fail(request.status().ToString());
 
   v1::ConvResponse response;
-  grpc::Status status = stub->Conv(&context, request, &response);
+  grpc::Status status = stub->Conv(&context, *request, &response);
   if (!status.ok()) return Fail(StatusText(status));
   absl::Status written =
       convserve::client::WriteNpyFile(files.output, FromTensor(response.output()));

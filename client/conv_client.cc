@@ -24,68 +24,6 @@ std::string RetryServiceConfig(int max_attempts) {
       R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
 }
 
-void SetTensor(const Tensor& tensor, v1::Tensor* out) {
-  out->set_dtype(tensor.dtype);
-  out->mutable_shape()->Assign(tensor.shape.begin(), tensor.shape.end());
-  out->set_data(tensor.data);
-}
-
-void SetFilter(const FilterRef& filter, v1::TensorRef* out) {
-  if (const std::string* id = std::get_if<std::string>(&filter)) {
-    out->set_filter_id(*id);
-  } else {
-    SetTensor(std::get<Tensor>(filter), out->mutable_tensor());
-  }
-}
-
-v1::Padding ToPadding(const std::string& padding) {
-  if (padding == "SAME") return v1::PADDING_SAME;
-  if (padding == "VALID") return v1::PADDING_VALID;
-  if (padding == "EXPLICIT") return v1::PADDING_EXPLICIT;
-  return v1::PADDING_UNSPECIFIED;  // the server names the problem
-}
-
-// Sets `padding` and, for explicit pairs, `explicit_paddings` of an op message.
-template <typename Op>
-void SetPadding(const PaddingArg& padding, Op* op) {
-  if (const std::string* name = std::get_if<std::string>(&padding)) {
-    op->set_padding(ToPadding(*name));
-    return;
-  }
-  if constexpr (requires { op->add_explicit_paddings(0); }) {
-    op->set_padding(v1::PADDING_EXPLICIT);
-    for (const auto& [before, after] :
-         std::get<std::vector<std::pair<int64_t, int64_t>>>(padding)) {
-      op->add_explicit_paddings(before);
-      op->add_explicit_paddings(after);
-    }
-  }
-}
-
-// The attributes the op messages share: strides (`stride` for conv1d),
-// padding, data_format and dilations.
-template <typename Op>
-void SetAttrs(Op* op, const std::vector<int64_t>& strides, const PaddingArg& padding,
-              const std::string& data_format, const std::vector<int64_t>& dilations) {
-  if constexpr (requires { op->mutable_stride(); }) {
-    op->mutable_stride()->Assign(strides.begin(), strides.end());
-  } else {
-    op->mutable_strides()->Assign(strides.begin(), strides.end());
-  }
-  SetPadding(padding, op);
-  op->set_data_format(data_format);
-  op->mutable_dilations()->Assign(dilations.begin(), dilations.end());
-}
-
-v1::ConvRequest Request(const Tensor& input, const FilterRef& filter, const Epilogue& epilogue) {
-  v1::ConvRequest request;
-  SetTensor(input, request.mutable_input());
-  SetFilter(filter, request.mutable_filter());
-  if (epilogue.bias) SetTensor(*epilogue.bias, request.mutable_bias()->mutable_tensor());
-  request.set_activation(epilogue.activation);
-  return request;
-}
-
 // The output of a successful reply.
 absl::StatusOr<Tensor> Output(absl::StatusOr<v1::ConvResponse> response) {
   if (!response.ok()) return response.status();
@@ -129,15 +67,23 @@ absl::StatusOr<v1::ConvResponse> ConvClient::Conv(const v1::ConvRequest& request
   return response;
 }
 
+absl::StatusOr<Tensor> ConvClient::Call(absl::string_view op, const OpArgs& args,
+                                        RequestTensors tensors) {
+  absl::StatusOr<v1::ConvRequest> request = BuildRequest(op, args, std::move(tensors));
+  if (!request.ok()) return request.status();
+  return Output(Conv(*request));
+}
+
 absl::StatusOr<Tensor> ConvClient::Convolution(const Tensor& input, const FilterRef& filters,
                                                std::vector<int64_t> strides,
                                                const PaddingArg& padding,
                                                const std::string& data_format,
                                                std::vector<int64_t> dilations,
                                                const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  SetAttrs(request.mutable_convolution(), strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("convolution",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv1D(const Tensor& input, const FilterRef& filters,
@@ -146,9 +92,10 @@ absl::StatusOr<Tensor> ConvClient::Conv1D(const Tensor& input, const FilterRef& 
                                           const std::string& data_format,
                                           std::vector<int64_t> dilations,
                                           const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  SetAttrs(request.mutable_conv1d(), stride, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("conv1d",
+              {.strides = std::move(stride), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv2D(const Tensor& input, const FilterRef& filters,
@@ -157,9 +104,10 @@ absl::StatusOr<Tensor> ConvClient::Conv2D(const Tensor& input, const FilterRef& 
                                           const std::string& data_format,
                                           std::vector<int64_t> dilations,
                                           const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  SetAttrs(request.mutable_conv2d(), strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("conv2d",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv3D(const Tensor& input, const FilterRef& filters,
@@ -168,9 +116,10 @@ absl::StatusOr<Tensor> ConvClient::Conv3D(const Tensor& input, const FilterRef& 
                                           const std::string& data_format,
                                           std::vector<int64_t> dilations,
                                           const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  SetAttrs(request.mutable_conv3d(), strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("conv3d",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::DepthwiseConv2D(const Tensor& input, const FilterRef& filter,
@@ -179,69 +128,64 @@ absl::StatusOr<Tensor> ConvClient::DepthwiseConv2D(const Tensor& input, const Fi
                                                    const std::string& data_format,
                                                    std::vector<int64_t> dilations,
                                                    const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filter, epilogue);
-  SetAttrs(request.mutable_depthwise_conv2d(), strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("depthwise_conv2d",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations)},
+              {input, filter, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::SeparableConv2D(
     const Tensor& input, const FilterRef& depthwise_filter, const FilterRef& pointwise_filter,
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, depthwise_filter, epilogue);
-  SetFilter(pointwise_filter, request.mutable_pointwise_filter());
-  SetAttrs(request.mutable_separable_conv2d(), strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("separable_conv2d",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations)},
+              {input, depthwise_filter, pointwise_filter, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::AtrousConv2D(const Tensor& value, const FilterRef& filters,
                                                 int64_t rate, const std::string& padding,
                                                 const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(value, filters, epilogue);
-  v1::AtrousConv2D* op = request.mutable_atrous_conv2d();
-  op->set_rate(rate);
-  op->set_padding(ToPadding(padding));
-  return Output(Conv(request));
+  return Call("atrous_conv2d", {.padding = padding, .rate = rate},
+              {value, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv2DTranspose(
     const Tensor& input, const FilterRef& filters, std::vector<int64_t> output_shape,
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  auto* op = request.mutable_conv2d_transpose();
-  op->mutable_output_shape()->Assign(output_shape.begin(), output_shape.end());
-  SetAttrs(op, strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("conv2d_transpose",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations), .output_shape = std::move(output_shape)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv3DTranspose(
     const Tensor& input, const FilterRef& filters, std::vector<int64_t> output_shape,
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  auto* op = request.mutable_conv3d_transpose();
-  op->mutable_output_shape()->Assign(output_shape.begin(), output_shape.end());
-  SetAttrs(op, strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("conv3d_transpose",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations), .output_shape = std::move(output_shape)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::ConvTranspose(
     const Tensor& input, const FilterRef& filters, std::vector<int64_t> output_shape,
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
-  v1::ConvRequest request = Request(input, filters, epilogue);
-  auto* op = request.mutable_conv_transpose();
-  op->mutable_output_shape()->Assign(output_shape.begin(), output_shape.end());
-  SetAttrs(op, strides, padding, data_format, dilations);
-  return Output(Conv(request));
+  return Call("conv_transpose",
+              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+               .dilations = std::move(dilations), .output_shape = std::move(output_shape)},
+              {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<std::string> ConvClient::RegisterFilter(const Tensor& filter) {
   grpc::ClientContext context;
   SetDeadline(&context);
   v1::RegisterFilterRequest request;
-  SetTensor(filter, request.mutable_filter());
+  *request.mutable_filter() = ToWire(filter);
   v1::RegisterFilterResponse response;
   grpc::Status status = stub_->RegisterFilter(&context, request, &response);
   if (!status.ok()) return FromGrpc(status);

@@ -1,18 +1,18 @@
 // ConvClient: the C++ client library. One method per op, mirroring the
 // TensorFlow Python signature (strides, padding, data_format, dilations,
-// output_shape), over one gRPC channel.
+// output_shape), over one gRPC channel. The requests come from BuildRequest
+// (client/request_builder.h), which also defines Tensor, FilterRef,
+// PaddingArg and Epilogue.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <cstring>
-#include <optional>
-#include <variant>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "client/request_builder.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -32,33 +32,6 @@ struct ClientOptions {
   std::chrono::milliseconds keepalive{20000};
   // Channel credentials; null means plaintext (e.g. grpc::SslCredentials for TLS).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
-};
-
-// A dense tensor on the client: row-major little-endian bytes.
-struct Tensor {
-  v1::DataType dtype = v1::DATA_TYPE_FLOAT32;
-  std::vector<int64_t> shape;
-  std::string data;
-
-  // float -> FLOAT32, double -> FLOAT64, int32_t -> INT32.
-  template <typename T>
-  static Tensor Of(std::vector<int64_t> shape, const std::vector<T>& values);
-  // The elements as T; T must match the dtype's item size.
-  template <typename T>
-  std::vector<T> Values() const;
-};
-
-// A filter sent inline, or the id RegisterFilter returned.
-using FilterRef = std::variant<Tensor, std::string>;
-
-// TensorFlow's padding: "SAME", "VALID", or explicit (before, after) pairs
-// for every dimension in data_format order (conv2d, depthwise_conv2d, convolution).
-using PaddingArg = std::variant<std::string, std::vector<std::pair<int64_t, int64_t>>>;
-
-// Fused epilogue applied by the server after the convolution.
-struct Epilogue {
-  std::optional<Tensor> bias;  // 1-D, one value per output channel
-  v1::Activation activation = v1::ACTIVATION_NONE;
 };
 
 // Thread-safe: methods may be called from any number of threads at once.
@@ -128,7 +101,7 @@ class ConvClient {
   absl::StatusOr<std::string> RegisterFilter(const Tensor& filter);
   absl::StatusOr<v1::ServerInfo> GetServerInfo();
 
-  // Any request as built by hand; the status is the call's.
+  // Any request (e.g. from BuildRequest); the status is the call's.
   absl::StatusOr<v1::ConvResponse> Conv(const v1::ConvRequest& request);
   // Sends `requests` on one ConvStream with at most `in_flight` unanswered,
   // and returns the replies in request order (matched by id; ids are set to
@@ -138,31 +111,12 @@ class ConvClient {
 
  private:
   void SetDeadline(grpc::ClientContext* context) const;
+  // Builds the request for `op`, sends it, and returns its output.
+  absl::StatusOr<Tensor> Call(absl::string_view op, const OpArgs& args, RequestTensors tensors);
 
   ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::ConvService::Stub> stub_;
 };
-
-template <typename T>
-Tensor Tensor::Of(std::vector<int64_t> shape, const std::vector<T>& values) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> ||
-                    std::is_same_v<T, int32_t>,
-                "Tensor::Of takes float, double or int32_t");
-  Tensor tensor;
-  tensor.dtype = std::is_same_v<T, float>    ? v1::DATA_TYPE_FLOAT32
-                 : std::is_same_v<T, double> ? v1::DATA_TYPE_FLOAT64
-                                             : v1::DATA_TYPE_INT32;
-  tensor.shape = std::move(shape);
-  tensor.data.assign(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
-  return tensor;
-}
-
-template <typename T>
-std::vector<T> Tensor::Values() const {
-  std::vector<T> values(data.size() / sizeof(T));
-  std::memcpy(values.data(), data.data(), values.size() * sizeof(T));
-  return values;
-}
 
 }  // namespace convserve::client

@@ -1,13 +1,16 @@
-// The compute interface every backend (reference, oneDNN, CUDA) implements.
+// The compute interface every backend (reference, oneDNN, CUDA) implements,
+// and the description a backend gives of itself.
 #pragma once
 
 #include <cstdint>
 #include <optional>
-
-#include "absl/strings/string_view.h"
+#include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "core/conv_spec.h"
+#include "core/dtype.h"
 #include "core/tensor.h"
 
 namespace convserve {
@@ -24,19 +27,35 @@ struct Operands {
   std::optional<uint64_t> filter_hash, pointwise_filter_hash;
 };
 
+// What a backend says of itself to clients (GetServerInfo) and logs.
+struct BackendInfo {
+  std::string name;     // as in the backend registry, e.g. "onednn"
+  std::string version;  // of the library that computes
+  std::string device;   // where it computes, e.g. the CPU instruction set
+  std::vector<DataType> native_dtypes;  // computed without the reference loops
+  std::string notes;                    // how the other dtypes are handled
+
+  bool operator==(const BackendInfo&) const = default;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
 
+  // Name, Describe and Computes are thread-safe and may be called while
+  // another thread is in Run.
+
   // Short name reported to clients, e.g. "reference".
   virtual absl::string_view Name() const = 0;
-  // The name of the backend that actually computes `spec` (a backend may hand
-  // some specs to another).
-  virtual absl::string_view NameFor(const ConvSpec&) const { return Name(); }
+  virtual BackendInfo Describe() const = 0;
+  // Whether Run computes `spec`; a pure function of the spec, so callers can
+  // route a request to a backend before it runs.
+  virtual bool Computes(const ConvSpec& spec) const = 0;
 
   // Computes `spec` on `operands` into `out`, whose dtype is spec.dtype and
   // whose shape is spec.result_shape, already allocated by the caller.
-  // `spec` must come from MakeSpec and the operands must match it.
+  // `spec` must come from MakeSpec, Computes(spec) must hold (else
+  // FAILED_PRECONDITION), and the operands must match it.
   // Not thread-safe unless the backend says otherwise: use one instance per
   // worker thread.
   virtual absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) = 0;

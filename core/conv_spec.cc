@@ -1,7 +1,5 @@
 #include "core/conv_spec.h"
 
-#include <tuple>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
@@ -13,14 +11,6 @@ int64_t Product(const std::array<int64_t, kMaxSpatialRank>& dims, int rank) {
   int64_t product = 1;
   for (int i = 0; i < rank; ++i) product *= dims[i];
   return product;
-}
-
-auto Tie(const ConvSpec& s) {
-  return std::tie(s.dtype, s.channels_last, s.transposed, s.rank, s.batch, s.in_channels,
-                  s.out_channels, s.groups, s.input_spatial, s.filter_spatial,
-                  s.output_spatial, s.strides, s.dilations, s.pad_before, s.pad_after,
-                  s.pointwise_out_channels, s.pointwise_groups, s.has_bias, s.activation,
-                  s.result_shape);
 }
 
 }  // namespace
@@ -42,7 +32,11 @@ int64_t ConvSpec::OutputElements() const {
   return batch * Product(output_spatial, rank) * out_channels;
 }
 
-bool ConvSpec::operator==(const ConvSpec& other) const { return Tie(*this) == Tie(other); }
+int64_t ConvSpec::ResultElements() const {
+  int64_t product = 1;
+  for (int64_t dim : result_shape) product *= dim;
+  return product;
+}
 
 std::string ConvSpec::DebugString() const {
   auto dims = [this](const std::array<int64_t, kMaxSpatialRank>& a) {

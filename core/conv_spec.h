@@ -69,8 +69,11 @@ struct ConvSpec {
   int64_t InputElements() const;
   int64_t FilterElements() const;
   int64_t OutputElements() const;
+  // Elements of the final result: the product of result_shape (1 when it is
+  // empty). MakeSpec has checked that it fits in an int64.
+  int64_t ResultElements() const;
 
-  bool operator==(const ConvSpec& other) const;
+  bool operator==(const ConvSpec& other) const = default;
   template <typename H>
   friend H AbslHashValue(H h, const ConvSpec& s) {
     return H::combine(std::move(h), s.dtype, s.channels_last, s.transposed, s.rank, s.batch,

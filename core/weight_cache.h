@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "core/conv_spec.h"
@@ -53,9 +54,9 @@ class WeightCache {
   };
   const int64_t budget_bytes_;
   mutable std::mutex mutex_;
-  std::list<Entry> lru_;  // most recently used first
-  absl::flat_hash_map<WeightKey, std::list<Entry>::iterator> index_;
-  int64_t bytes_ = 0;
+  std::list<Entry> lru_ ABSL_GUARDED_BY(mutex_);  // most recently used first
+  absl::flat_hash_map<WeightKey, std::list<Entry>::iterator> index_ ABSL_GUARDED_BY(mutex_);
+  int64_t bytes_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace convserve

@@ -2,9 +2,10 @@
 
 namespace convserve::server {
 
-ConvStreamReactor::ConvStreamReactor(ConvServiceImpl* service,
-                                     grpc::CallbackServerContext* context)
-    : service_(service), context_(context) {
+namespace v1 = ::convserve::v1;
+
+ConvStreamReactor::ConvStreamReactor(Deps deps, grpc::CallbackServerContext* context)
+    : deps_(deps), context_(context) {
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -19,7 +20,7 @@ ConvStreamReactor::Actions ConvStreamReactor::NextActionsLocked() {
     writing_ = true;
     actions.write = replies_.front().get();
   }
-  const int window = service_->config().stream_window;
+  const int window = deps_.stream_window;
   if (!reading_ && !reads_done_ && !cancelled_ && !waiting_ &&
       in_flight_ + static_cast<int>(replies_.size()) < window) {
     reading_ = true;
@@ -59,24 +60,24 @@ void ConvStreamReactor::OnReadDone(bool ok) {
 }
 
 void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
-  const auto received = std::chrono::steady_clock::now();
   auto response = std::make_shared<v1::ConvResponse>();
   response->set_id(request->id());
   // The request stays alive until its reply is queued.
-  ConvServiceImpl::Finish finish = [this, request, response](const absl::Status& status) {
+  ConvPipeline::Finish finish = [this, request, response](const absl::Status& status) {
     Reply(response, status);
   };
-  if (service_->draining()) {
-    service_->Refuse(*request, absl::UnavailableError("the server is shutting down"), received,
-                     finish);
+  if (deps_.ledger->draining()) {
+    deps_.pipeline->Refuse(*request, absl::UnavailableError("the server is shutting down"),
+                           finish);
     return;
   }
-  grpc::CallbackServerContext* context = context_;
-  auto check = [context]() -> absl::Status {
+  // The stream's deadline is the call's; only its cancellation drops a request.
+  ConvPipeline::Controls controls{.cancelled = [context = context_]() -> absl::Status {
     if (context->IsCancelled()) return absl::CancelledError("the stream was cancelled");
     return absl::OkStatus();
-  };
-  absl::StatusOr<Job> job = service_->PrepareConv(*request, response.get(), check, finish);
+  }};
+  absl::StatusOr<Job> job =
+      deps_.pipeline->Prepare(*request, response.get(), std::move(controls), finish);
   if (!job.ok()) {
     finish(job.status());
     return;
@@ -89,11 +90,11 @@ void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
 // retried. The scheduler never calls back into a reactor while holding its own
 // lock, so this cannot deadlock.
 void ConvStreamReactor::Admit(Job job) {
-  const int64_t bytes = job.bytes;
+  const Scheduler::Room room = deps_.scheduler->RoomFor(job);
   absl::Status status;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    status = service_->scheduler().Submit(job);
+    status = deps_.scheduler->Submit(job);
     if (status.ok()) return;
     if (absl::IsResourceExhausted(status)) {
       waiting_ = std::move(job);
@@ -101,35 +102,35 @@ void ConvStreamReactor::Admit(Job job) {
     }
   }
   if (absl::IsResourceExhausted(status)) {
-    service_->scheduler().NotifyWhenRoom(bytes, [this] { RetryWaiting(); });
+    deps_.scheduler->NotifyWhenRoom(room, [this] { RetryWaiting(); });
   } else {
-    job.drop(status);  // e.g. the scheduler is stopping
+    job.done(status, {});  // e.g. the scheduler is stopping
   }
 }
 
 void ConvStreamReactor::RetryWaiting() {
   std::optional<Job> dropped;
   absl::Status why;
-  int64_t park_again = -1;  // bytes to wait for, when the job is parked again
+  std::optional<Scheduler::Room> park_again;  // what to wait for, when the job is parked again
   {
     std::lock_guard<std::mutex> lock(mutex_);
     room_callback_pending_ = false;
     if (waiting_ && cancelled_) {
       why = absl::CancelledError("the stream was cancelled");
     } else if (waiting_) {
-      why = service_->scheduler().Submit(*waiting_);
+      why = deps_.scheduler->Submit(*waiting_);
       if (why.ok()) {
         waiting_.reset();
       } else if (absl::IsResourceExhausted(why)) {
         room_callback_pending_ = true;
-        park_again = waiting_->bytes;
+        park_again = deps_.scheduler->RoomFor(*waiting_);
       }
     }
-    if (waiting_ && !why.ok() && park_again < 0) dropped.swap(waiting_);
+    if (waiting_ && !why.ok() && !park_again) dropped.swap(waiting_);
   }
-  if (dropped) dropped->drop(why);
-  if (park_again >= 0) {
-    service_->scheduler().NotifyWhenRoom(park_again, [this] { RetryWaiting(); });
+  if (dropped) dropped->done(why, {});
+  if (park_again) {
+    deps_.scheduler->NotifyWhenRoom(*park_again, [this] { RetryWaiting(); });
     return;
   }
   Actions actions;
@@ -180,7 +181,7 @@ void ConvStreamReactor::OnCancel() {
     if (!writing_) replies_.clear();
     waiting.swap(waiting_);
   }
-  if (waiting) waiting->drop(absl::CancelledError("the stream was cancelled"));
+  if (waiting) waiting->done(absl::CancelledError("the stream was cancelled"), {});
   Actions actions;
   {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -190,8 +191,8 @@ void ConvStreamReactor::OnCancel() {
 }
 
 void ConvStreamReactor::OnDone() {
-  service_->StreamClosed();
-  service_->CallEnded();
+  deps_.ledger->StreamClosed();
+  deps_.ledger->CallEnded();
   delete this;
 }
 

@@ -7,7 +7,11 @@
 #include <mutex>
 #include <optional>
 
-#include "server/conv_service.h"
+#include "absl/base/thread_annotations.h"
+#include "convserve/v1/convserve.grpc.pb.h"
+#include "server/call_ledger.h"
+#include "server/conv_call.h"
+#include "server/scheduler.h"
 
 namespace convserve::server {
 
@@ -17,9 +21,16 @@ namespace convserve::server {
 // buffer without bound). Finishes once the client half-closed and every reply
 // is written. Deletes itself when gRPC is done with it.
 class ConvStreamReactor final
-    : public grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse> {
+    : public grpc::ServerBidiReactor<convserve::v1::ConvRequest, convserve::v1::ConvResponse> {
  public:
-  ConvStreamReactor(ConvServiceImpl* service, grpc::CallbackServerContext* context);
+  // What a stream uses; the pointers must outlive it.
+  struct Deps {
+    const ConvPipeline* pipeline;
+    CallLedger* ledger;  // the stream is counted open and started; OnDone closes it
+    Scheduler* scheduler;
+    int stream_window;
+  };
+  ConvStreamReactor(Deps deps, grpc::CallbackServerContext* context);
 
   void OnReadDone(bool ok) override;
   void OnWriteDone(bool ok) override;
@@ -30,36 +41,40 @@ class ConvStreamReactor final
   // gRPC operations decided under the lock and started after it is released.
   struct Actions {
     bool read = false;
-    const v1::ConvResponse* write = nullptr;
+    const convserve::v1::ConvResponse* write = nullptr;
     std::optional<grpc::Status> finish;
   };
-  Actions NextActionsLocked();
+  Actions NextActionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Perform(const Actions& actions);
-  void Handle(std::shared_ptr<const v1::ConvRequest> request);
+  void Handle(std::shared_ptr<const convserve::v1::ConvRequest> request);
   // Submits `job`, or parks it in waiting_ until the scheduler has room.
   void Admit(Job job);
   void RetryWaiting();
-  void Reply(std::shared_ptr<v1::ConvResponse> response, const absl::Status& status);
+  void Reply(std::shared_ptr<convserve::v1::ConvResponse> response, const absl::Status& status);
 
-  ConvServiceImpl* const service_;
+  const Deps deps_;
   grpc::CallbackServerContext* const context_;
-  v1::ConvRequest incoming_;  // target of the one outstanding read
+  convserve::v1::ConvRequest incoming_;  // target of the one outstanding read
 
   std::mutex mutex_;
-  bool reading_ = false;
-  bool reads_done_ = false;  // the client half-closed, or reading failed
-  bool cancelled_ = false;
-  bool writing_ = false;
-  bool finished_ = false;
-  int in_flight_ = 0;           // requests read whose replies are not queued yet
-  std::optional<Job> waiting_;  // a request waiting for room in the scheduler
-  bool room_callback_pending_ = false;  // the scheduler will call RetryWaiting
-  std::deque<std::shared_ptr<v1::ConvResponse>> replies_;  // front: being written
+  bool reading_ ABSL_GUARDED_BY(mutex_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mutex_) = false;  // the client half-closed, or reading failed
+  bool cancelled_ ABSL_GUARDED_BY(mutex_) = false;
+  bool writing_ ABSL_GUARDED_BY(mutex_) = false;
+  bool finished_ ABSL_GUARDED_BY(mutex_) = false;
+  // Requests read whose replies are not queued yet.
+  int in_flight_ ABSL_GUARDED_BY(mutex_) = 0;
+  // A request waiting for room in the scheduler.
+  std::optional<Job> waiting_ ABSL_GUARDED_BY(mutex_);
+  // The scheduler will call RetryWaiting.
+  bool room_callback_pending_ ABSL_GUARDED_BY(mutex_) = false;
+  // Front: being written.
+  std::deque<std::shared_ptr<convserve::v1::ConvResponse>> replies_ ABSL_GUARDED_BY(mutex_);
 };
 
 // Refuses a stream at once with `status` (e.g. too many streams open).
 class RefusedStreamReactor final
-    : public grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse> {
+    : public grpc::ServerBidiReactor<convserve::v1::ConvRequest, convserve::v1::ConvResponse> {
  public:
   explicit RefusedStreamReactor(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }

@@ -6,6 +6,7 @@
 #include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "convserve/v1/convserve.pb.h"
@@ -35,8 +36,8 @@ class FilterStore {
  private:
   const int64_t budget_bytes_;
   mutable std::mutex mutex_;
-  absl::flat_hash_map<std::string, Registered> filters_;
-  int64_t bytes_ = 0;
+  absl::flat_hash_map<std::string, Registered> filters_ ABSL_GUARDED_BY(mutex_);
+  int64_t bytes_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
 }  // namespace convserve::server

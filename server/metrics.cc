@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
@@ -184,17 +185,17 @@ void AppendHistogram(std::string& out, const char* name, const char* help,
 }  // namespace
 
 struct Metrics::State {
-  std::mutex mutex;  // guards ops and the byte counters
-  std::map<std::string, OpSeries, std::less<>> ops;
-  uint64_t bytes_received = 0;
-  uint64_t bytes_sent = 0;
+  std::mutex mutex;
+  std::map<std::string, OpSeries, std::less<>> ops ABSL_GUARDED_BY(mutex);
+  uint64_t bytes_received ABSL_GUARDED_BY(mutex) = 0;
+  uint64_t bytes_sent ABSL_GUARDED_BY(mutex) = 0;
 
   struct Gauge {
     std::string help;
     std::function<double()> value;
   };
-  std::mutex gauges_mutex;  // guards gauges
-  std::map<std::string, Gauge, std::less<>> gauges;
+  std::mutex gauges_mutex;
+  std::map<std::string, Gauge, std::less<>> gauges ABSL_GUARDED_BY(gauges_mutex);
 };
 
 Metrics::Metrics() : state_(std::make_unique<State>()) {}

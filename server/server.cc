@@ -6,8 +6,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "core/onednn_backend.h"
-#include "core/reference_backend.h"
+#include "core/backend_registry.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
@@ -18,50 +17,35 @@ namespace {
 
 constexpr char kServiceName[] = "convserve.v1.ConvService";
 
-absl::StatusOr<std::vector<std::unique_ptr<Backend>>> MakeBackends(
+// The worker pools `config` asks for, in routing order: the main pool of
+// config.backend, then the fallback pool for what that backend cannot compute.
+absl::StatusOr<std::vector<Scheduler::Pool>> MakePools(
     const ServerConfig& config, const std::shared_ptr<WeightCache>& weight_cache) {
-  std::vector<std::unique_ptr<Backend>> backends;
-  for (int i = 0; i < config.workers; ++i) {
-    if (config.backend == "onednn") {
-      backends.push_back(std::make_unique<OneDnnBackend>(
-          OneDnnOptions{.threads = config.threads_per_worker, .weight_cache = weight_cache}));
-    } else if (config.backend == "reference") {
-      backends.push_back(std::make_unique<ReferenceBackend>());
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", config.backend, "\""));
-    }
+  auto make_pool = [&](const BackendEntry& entry, int workers) {
+    Scheduler::Pool pool;
+    pool.max_queue = config.max_queue;
+    const BackendOptions options{.threads = config.threads_per_worker,
+                                 .weight_cache = weight_cache};
+    for (int i = 0; i < workers; ++i) pool.backends.push_back(entry.make(options));
+    return pool;
+  };
+  const BackendEntry* main = FindBackend(config.backend);
+  const BackendEntry* fallback = FindBackend(kFallbackBackend);
+  if (main == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", config.backend, "\""));
   }
-  return backends;
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(make_pool(*main, config.workers));
+  if (!main->computes_everything && config.fallback_workers > 0) {
+    pools.push_back(make_pool(*fallback, config.fallback_workers));
+  }
+  return pools;
 }
 
-// What GetServerInfo says of the backends, the default first.
-void DescribeBackends(const std::string& backend, v1::ServerInfo* info) {
-  if (backend == "onednn") {
-    v1::BackendInfo* onednn = info->add_backends();
-    onednn->set_name("onednn");
-    onednn->set_version(OneDnnBackend::LibraryVersion());
-    onednn->set_device(OneDnnBackend::Isa());
-    for (DataType dtype : kAllDataTypes) {
-      if (OneDnnBackend::Computes(dtype)) onednn->add_dtypes(ToProto(dtype));
-    }
-    onednn->set_notes(
-        "float32 and bfloat16 native; float16 computed in float32 and rounded once; float64 "
-        "and int32 (no oneDNN kernels) and empty tensors run on the reference backend");
-  }
-  v1::BackendInfo* reference = info->add_backends();
-  reference->set_name("reference");
-  reference->set_version(CONVSERVE_VERSION);
-  reference->set_device("cpu");
-  for (DataType dtype : kAllDataTypes) reference->add_dtypes(ToProto(dtype));
-  reference->set_notes(
-      "plain loops; float16 and bfloat16 accumulate in float and round once, int32 wraps");
-}
-
-// Runs one small conv2d through the scheduler and checks its result.
+// Runs one small conv2d on every pool and checks its results.
 absl::Status WarmUp(Scheduler& scheduler) {
   // 1x3x3x1 input of ones, 2x2 filter of ones, VALID: every output is 4.
   const std::vector<float> input(9, 1.0f), filter(4, 1.0f);
-  std::vector<float> output(4, 0.0f);
   OperandInfo info;
   info.input = {DataType::kFloat32, {1, 3, 3, 1}};
   info.filter = {DataType::kFloat32, {2, 2, 1, 1}};
@@ -69,39 +53,42 @@ absl::Status WarmUp(Scheduler& scheduler) {
   params.padding = Padding::kValid;
   absl::StatusOr<ConvSpec> spec = MakeSpec(params, info, SpecLimits{});
   if (!spec.ok()) return spec.status();
-  Operands operands;
-  operands.input = {DataType::kFloat32, info.input.shape,
-                    reinterpret_cast<const std::byte*>(input.data())};
-  operands.filter = {DataType::kFloat32, info.filter.shape,
-                     reinterpret_cast<const std::byte*>(filter.data())};
-  std::promise<absl::Status> done;
-  Job job;
-  job.run = [&](Backend& backend, std::chrono::nanoseconds) {
-    done.set_value(backend.Run(
-        *spec, operands,
-        TensorView{DataType::kFloat32, spec->result_shape,
-                   reinterpret_cast<std::byte*>(output.data())}));
-  };
-  job.drop = [&](absl::Status why) { done.set_value(why); };
-  absl::Status status = scheduler.Submit(job);
-  if (status.ok()) status = done.get_future().get();
-  if (status.ok() && output != std::vector<float>(4, 4.0f)) {
-    status = absl::InternalError("the warm-up convolution gave a wrong result");
+  for (const Scheduler::PoolStatus& pool : scheduler.pool_status()) {
+    std::vector<float> output(4, 0.0f);
+    std::promise<absl::Status> done;
+    Job job;
+    job.spec = *spec;
+    job.operands.input = {DataType::kFloat32, info.input.shape,
+                          reinterpret_cast<const std::byte*>(input.data())};
+    job.operands.filter = {DataType::kFloat32, info.filter.shape,
+                           reinterpret_cast<const std::byte*>(filter.data())};
+    job.backend = pool.backend;
+    job.output = [&] {
+      return TensorView{DataType::kFloat32, spec->result_shape,
+                        reinterpret_cast<std::byte*>(output.data())};
+    };
+    job.done = [&](const absl::Status& status, const JobReport&) { done.set_value(status); };
+    absl::Status status = scheduler.Submit(job);
+    if (status.ok()) status = done.get_future().get();
+    if (status.ok() && output != std::vector<float>(4, 4.0f)) {
+      status = absl::InternalError("the warm-up convolution gave a wrong result");
+    }
+    if (!status.ok()) return absl::Status(status.code(), absl::StrCat(pool.backend, ": ", status.message()));
   }
-  return status;
+  return absl::OkStatus();
 }
 
-void AddGauges(Metrics& metrics, Scheduler& scheduler, ConvServiceImpl& service,
-               FilterStore& filters, const std::shared_ptr<WeightCache>& weight_cache) {
+void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& ledger,
+               const FilterStore& filters, const std::shared_ptr<WeightCache>& weight_cache) {
   metrics.AddGauge("convserve_queue_depth", "Requests admitted and waiting for a worker.",
                    [&scheduler] { return scheduler.queue_depth(); });
   metrics.AddGauge("convserve_running", "Requests being computed.",
                    [&scheduler] { return scheduler.running(); });
   metrics.AddGauge("convserve_in_flight_calls",
                    "Calls whose replies are not all sent (unary calls and open streams).",
-                   [&service] { return service.active_calls(); });
+                   [&ledger] { return ledger.active_calls(); });
   metrics.AddGauge("convserve_open_streams", "ConvStream calls open.",
-                   [&service] { return service.open_streams(); });
+                   [&ledger] { return ledger.open_streams(); });
   metrics.AddGauge("convserve_admitted_bytes",
                    "Tensor bytes held by admitted requests (the memory budget's use).",
                    [&scheduler] { return static_cast<double>(scheduler.bytes_admitted()); });
@@ -112,13 +99,9 @@ void AddGauges(Metrics& metrics, Scheduler& scheduler, ConvServiceImpl& service,
   metrics.AddGauge("convserve_registered_filter_bytes", "Bytes of registered filters.",
                    [&filters] { return static_cast<double>(filters.bytes()); });
   metrics.AddGauge("convserve_weight_cache_entries", "Reordered weights cached by the backend.",
-                   [weight_cache] {
-                     return weight_cache ? static_cast<double>(weight_cache->entries()) : 0.0;
-                   });
+                   [weight_cache] { return static_cast<double>(weight_cache->entries()); });
   metrics.AddGauge("convserve_weight_cache_bytes", "Bytes of reordered weights cached.",
-                   [weight_cache] {
-                     return weight_cache ? static_cast<double>(weight_cache->bytes()) : 0.0;
-                   });
+                   [weight_cache] { return static_cast<double>(weight_cache->bytes()); });
 }
 
 }  // namespace
@@ -135,7 +118,7 @@ RunningServer::~RunningServer() {
 int RunningServer::metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
 
 void RunningServer::Drain(std::chrono::milliseconds grace) {
-  service_->StartDraining();
+  ledger_->StartDraining();
   server_->GetHealthCheckService()->SetServingStatus(false);
   const auto deadline = std::chrono::system_clock::now() + grace;
   // Give clients a moment to turn away: those that watch health, or are
@@ -149,7 +132,7 @@ void RunningServer::Drain(std::chrono::milliseconds grace) {
   const auto start = std::chrono::steady_clock::now();
   const auto settle_end = start + std::min<std::chrono::milliseconds>(kMaxSettle, grace);
   for (auto now = start; now < settle_end; now = std::chrono::steady_clock::now()) {
-    if (now - std::max(start, service_->last_call_started()) >= kQuiet) break;
+    if (now - std::max(start, ledger_->last_call_started()) >= kQuiet) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   // Shutdown sends GOAWAY, stops listening, lets the calls in flight finish
@@ -161,22 +144,22 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   std::unique_ptr<RunningServer> running(new RunningServer());
   running->metrics_ = std::make_unique<Metrics>();
   running->filters_ = std::make_unique<FilterStore>(config.filter_store_bytes);
-  if (config.backend == "onednn") {
-    running->weight_cache_ = std::make_shared<WeightCache>(config.weight_cache_bytes);
-  }
-  absl::StatusOr<std::vector<std::unique_ptr<Backend>>> backends =
-      MakeBackends(config, running->weight_cache_);
-  if (!backends.ok()) return backends.status();
-  running->scheduler_ = std::make_unique<Scheduler>(
-      Scheduler::Options{config.max_queue, config.memory_budget_bytes}, std::move(*backends));
+  running->weight_cache_ = std::make_shared<WeightCache>(config.weight_cache_bytes);
+  absl::StatusOr<std::vector<Scheduler::Pool>> pools = MakePools(config, running->weight_cache_);
+  if (!pools.ok()) return pools.status();
+  running->scheduler_ =
+      std::make_unique<Scheduler>(config.memory_budget_bytes, std::move(*pools));
   if (absl::Status warm = WarmUp(*running->scheduler_); !warm.ok()) {
     return absl::InternalError(absl::StrCat("warm-up failed: ", warm.message()));
   }
+  running->ledger_ = std::make_unique<CallLedger>(config.max_streams);
+  running->pipeline_ = std::make_unique<ConvPipeline>(config, running->filters_.get(),
+                                                      running->metrics_.get());
   running->service_ = std::make_unique<ConvServiceImpl>(
-      config, running->scheduler_.get(), running->filters_.get(), running->metrics_.get(),
-      [backend = config.backend](v1::ServerInfo* info) { DescribeBackends(backend, info); });
+      config, running->pipeline_.get(), running->ledger_.get(), running->scheduler_.get(),
+      running->filters_.get());
   running->echo_service_ = std::make_unique<EchoServiceImpl>(config.max_message_bytes);
-  AddGauges(*running->metrics_, *running->scheduler_, *running->service_, *running->filters_,
+  AddGauges(*running->metrics_, *running->scheduler_, *running->ledger_, *running->filters_,
             running->weight_cache_);
 
   grpc::EnableDefaultHealthCheckService(true);

@@ -7,6 +7,8 @@
 #include "absl/status/statusor.h"
 #include "core/weight_cache.h"
 #include "grpcpp/server.h"
+#include "server/call_ledger.h"
+#include "server/conv_call.h"
 #include "server/conv_service.h"
 #include "server/echo_service.h"
 #include "server/filter_store.h"
@@ -16,8 +18,9 @@
 
 namespace convserve::server {
 
-// A started server: the gRPC service, its scheduler and workers, the filter
-// store, the metrics and their HTTP endpoint. Destroying it shuts everything
+// A started server: the gRPC service, its scheduler and worker pools, the
+// call ledger, the request pipeline, the filter store, the metrics and their
+// HTTP endpoint. Destroying it shuts everything
 // down at once; Drain first for a graceful stop.
 class RunningServer {
  public:
@@ -32,8 +35,8 @@ class RunningServer {
   int port() const { return port_; }                  // the gRPC port bound
   int metrics_port() const;                           // 0 without a metrics address
   Metrics& metrics() { return *metrics_; }
-  ConvServiceImpl& service() { return *service_; }
-  grpc::Server& grpc_server() { return *server_; }
+  const CallLedger& ledger() const { return *ledger_; }
+  const Scheduler& scheduler() const { return *scheduler_; }
 
  private:
   friend absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& config);
@@ -44,6 +47,8 @@ class RunningServer {
   std::unique_ptr<FilterStore> filters_;
   std::shared_ptr<WeightCache> weight_cache_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<CallLedger> ledger_;
+  std::unique_ptr<ConvPipeline> pipeline_;
   std::unique_ptr<ConvServiceImpl> service_;
   std::unique_ptr<EchoServiceImpl> echo_service_;  // the baseline, see echo_service.h
   std::unique_ptr<grpc::Server> server_;
@@ -51,7 +56,7 @@ class RunningServer {
   int port_ = 0;
 };
 
-// Builds the backends and the scheduler, runs a warm-up convolution on them,
+// Builds the worker pools and the scheduler, runs a warm-up convolution on each pool,
 // then starts serving (health SERVING) and, if configured, the metrics page.
 // INVALID_ARGUMENT for a bad config, UNAVAILABLE if an address cannot be
 // bound, INTERNAL if the warm-up fails.

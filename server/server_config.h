@@ -19,12 +19,16 @@ struct ServerConfig {
   int64_t max_message_bytes = int64_t{256} << 20;
   // Largest result (and separable intermediate) a request may produce.
   SpecLimits limits;
-  // "onednn" or "reference".
+  // The main worker pool's backend, a name from the backend registry.
   std::string backend = "onednn";
-  // Requests computed at once, and the threads each uses; workers x
-  // threads_per_worker must not exceed the cores available.
+  // Requests the main pool computes at once, and the threads each uses;
+  // workers x threads_per_worker must not exceed the cores available.
   int workers = 1;
   int threads_per_worker = 1;
+  // Single-threaded workers of the fallback pool (kFallbackBackend), which
+  // computes the requests `backend` cannot; none is started when `backend`
+  // computes everything. 0: those requests get UNIMPLEMENTED.
+  int fallback_workers = 1;
   // Requests admitted but not yet running; more are refused with RESOURCE_EXHAUSTED.
   int max_queue = 64;
   // Bytes that admitted requests (queued or running) may hold in tensors,

@@ -229,6 +229,14 @@ absl::StatusOr<ParsedRequest> ParseConvRequest(const v1::ConvRequest& request,
   return parsed;
 }
 
+void ToProto(const BackendInfo& info, v1::BackendInfo* proto) {
+  proto->set_name(info.name);
+  proto->set_version(info.version);
+  proto->set_device(info.device);
+  for (DataType dtype : info.native_dtypes) proto->add_dtypes(ToProto(dtype));
+  proto->set_notes(info.notes);
+}
+
 TensorView AllocateOutput(const ConvSpec& spec, v1::ConvResponse* response) {
   v1::Tensor* output = response->mutable_output();
   output->set_dtype(ToProto(spec.dtype));

@@ -36,6 +36,9 @@ absl::StatusOr<ParsedRequest> ParseConvRequest(const v1::ConvRequest& request,
 // dtype is set and its data matches its shape.
 absl::StatusOr<ConstTensorView> ViewTensor(const v1::Tensor& tensor, absl::string_view field);
 
+// What GetServerInfo says of a backend.
+void ToProto(const BackendInfo& info, v1::BackendInfo* proto);
+
 // Sizes response->output for the spec's result and returns a view of its bytes,
 // valid until `response` is changed.
 TensorView AllocateOutput(const ConvSpec& spec, v1::ConvResponse* response);

@@ -942,6 +942,49 @@ TEST(Epilogue, Int32Activations) {
   }
 }
 
+// ================================================================ result elements
+
+TEST(ConvSpecResultElements, ProductOfResultShape) {
+  // Forward: the result is y.
+  ASSERT_SPEC(forward, Make(Conv2DParams{.strides = {1, 2, 2, 1}, .padding = Padding::kSame},
+                            Operands({2, 6, 7, 3}, {3, 3, 3, 8})));
+  EXPECT_THAT(forward.result_shape, ElementsAre(2, 3, 4, 8));
+  EXPECT_EQ(forward.ResultElements(), 2 * 3 * 4 * 8);
+  EXPECT_EQ(forward.ResultElements(), forward.OutputElements());
+
+  // Separable: the pointwise result, not the depthwise y.
+  ASSERT_SPEC(separable, Make(SeparableConv2DParams{.strides = {1, 2, 2, 1},
+                                                    .padding = Padding::kValid},
+                              SeparableOperands({2, 8, 8, 3}, {3, 3, 3, 2}, {1, 1, 6, 10})));
+  EXPECT_EQ(separable.ResultElements(), 2 * 3 * 3 * 10);
+  EXPECT_EQ(separable.OutputElements(), 2 * 3 * 3 * 6);
+
+  // Transposed: the result is x.
+  ASSERT_SPEC(transposed, Make(ConvTransposeParams{.rank = 2,
+                                                   .output_shape = {1, 6, 6, 2},
+                                                   .strides = {2},
+                                                   .padding = Padding::kSame},
+                               Operands({1, 3, 3, 4}, {3, 3, 2, 4})));
+  EXPECT_EQ(transposed.ResultElements(), 1 * 6 * 6 * 2);
+  EXPECT_EQ(transposed.ResultElements(), transposed.InputElements());
+
+  // Leading batch dimensions, as the client sent them.
+  ASSERT_SPEC(nchw, Make(Conv2DParams{.padding = Padding::kValid, .data_format = "NCHW"},
+                         Operands({2, 3, 4, 1, 5, 5}, {3, 3, 1, 2})));
+  EXPECT_EQ(nchw.ResultElements(), 2 * 3 * 4 * 2 * 3 * 3);
+}
+
+TEST(ConvSpecResultElements, EmptyResult) {
+  ASSERT_SPEC(empty_batch, Make(Conv2DParams{.padding = Padding::kSame},
+                                Operands({0, 5, 5, 3}, {3, 3, 3, 8})));
+  EXPECT_EQ(empty_batch.ResultElements(), 0);
+  ASSERT_SPEC(empty_spatial, Make(Conv2DParams{.padding = Padding::kValid},
+                                  Operands({1, 20, 20, 1}, {21, 1, 1, 1})));
+  EXPECT_EQ(empty_spatial.ResultElements(), 0);
+  // No result shape at all is a scalar's: one element.
+  EXPECT_EQ(ConvSpec{}.ResultElements(), 1);
+}
+
 // ================================================================ hash and equality
 
 TEST(ConvSpecHash, EqualSpecsHashEqual) {

@@ -37,8 +37,8 @@
 #include "absl/strings/str_join.h"
 #include "core/element_types.h"
 #include "core/make_spec.h"
-#include "core/onednn_backend.h"
-#include "core/reference_backend.h"
+#include "core/onednn/onednn_backend.h"
+#include "core/reference/reference_backend.h"
 #include "core/weight_cache.h"
 #include "gtest/gtest.h"
 
@@ -472,7 +472,7 @@ double Tolerance(const Problem& p, int64_t i, int64_t elements) {
 std::vector<std::string> Compare(const Problem& p, const Buffer& got, size_t limit = 5) {
   std::vector<std::string> errors;
   const int64_t n = p.expected.size();
-  const bool exact = !OneDnnBackend::Computes(p.spec.dtype);
+  const bool exact = !OneDnnBackend::ComputesDtype(p.spec.dtype);
   int64_t bad = 0;
   for (int64_t i = 0; i < n; ++i) {
     const double want = p.expected.Get(i), have = got.Get(i);
@@ -861,18 +861,26 @@ TEST_P(OneDnnConformance, MatchesReference) {
   auto cache = std::make_shared<WeightCache>(int64_t{64} << 20);
   OneDnnBackend backend(Options(cache));
   const bool empty = p.spec.InputElements() == 0 || p.spec.OutputElements() == 0;
-  const bool on_onednn = OneDnnBackend::Computes(c.dtype) && !empty;
-  EXPECT_EQ(backend.NameFor(p.spec), on_onednn ? "onednn" : "reference") << p.spec.DebugString();
+  const bool on_onednn = OneDnnBackend::ComputesDtype(c.dtype) && !empty;
+  EXPECT_EQ(backend.Computes(p.spec), on_onednn) << p.spec.DebugString();
+  // What oneDNN does not compute, the server routes to the reference pool.
+  ReferenceBackend reference;
+  Backend& runner = on_onednn ? static_cast<Backend&>(backend) : reference;
+  if (!on_onednn) {
+    Buffer refused = p.NewResult();
+    EXPECT_TRUE(absl::IsFailedPrecondition(
+        backend.Run(p.spec, p.operands(), refused.mutable_view())));
+  }
 
   Buffer first = p.NewResult();
-  ASSERT_TRUE(backend.Run(p.spec, p.operands(), first.mutable_view()).ok());
+  ASSERT_TRUE(runner.Run(p.spec, p.operands(), first.mutable_view()).ok());
   for (const std::string& e : Compare(p, first)) ADD_FAILURE() << e;
   const int64_t stages = p.spec.pointwise_out_channels > 0 ? 2 : 1;
   EXPECT_EQ(cache->entries(), on_onednn ? stages : 0);
 
   // Again, on the cached plan and weights: the same bytes, no new cache entry.
   Buffer second = p.NewResult();
-  ASSERT_TRUE(backend.Run(p.spec, p.operands(), second.mutable_view()).ok());
+  ASSERT_TRUE(runner.Run(p.spec, p.operands(), second.mutable_view()).ok());
   EXPECT_TRUE(first.bytes == second.bytes) << "second run differs: " << p.spec.DebugString();
   EXPECT_EQ(cache->entries(), on_onednn ? stages : 0);
 }
@@ -1100,11 +1108,14 @@ TEST(OneDnnConcurrency, WorkersSharingWeightCacheMatchReference) {
   for (int w = 0; w < kWorkers; ++w) {
     workers.emplace_back([&, w] {
       OneDnnBackend backend(Options(cache, 1));
+      ReferenceBackend reference;  // for float64, as the server's fallback pool
       for (int round = 0; round < kRounds; ++round) {
         for (size_t i = 0; i < problems.size(); ++i) {
           const Problem& p = problems[(i + static_cast<size_t>(w) * 2) % problems.size()];
           Buffer out = p.NewResult();
-          const absl::Status status = backend.Run(p.spec, p.operands(), out.mutable_view());
+          Backend& runner =
+              backend.Computes(p.spec) ? static_cast<Backend&>(backend) : reference;
+          const absl::Status status = runner.Run(p.spec, p.operands(), out.mutable_view());
           std::vector<std::string> errors =
               status.ok() ? Compare(p, out, 1) : std::vector<std::string>{status.ToString()};
           if (errors.empty()) continue;

@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "core/element_types.h"
-#include "core/reference_backend.h"
+#include "core/reference/reference_backend.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
@@ -241,7 +241,7 @@ class BehaviourTest : public ::testing::Test {
     EXPECT_TRUE(response.output().data() == ComputeInProcess(SmallConv2D()).data());
   }
 
-  Scheduler& scheduler() { return server_->service().scheduler(); }
+  const Scheduler& scheduler() { return server_->scheduler(); }
   std::string Page() { return server_->metrics().Render(); }
   double Series(const std::string& series) { return SeriesValue(Page(), series); }
 
@@ -423,7 +423,7 @@ TEST_F(BehaviourTest, DrainingRefusesNewCallsWithUnavailableAndFinishesInFlight)
   Start(Config(/*workers=*/1));
   auto running = StartRunning(SlowConv2DWithBigReply(milliseconds(300)));
   std::thread drain([&] { server_->Drain(milliseconds(5000)); });
-  ASSERT_TRUE(WaitFor([&] { return server_->service().draining(); }));
+  ASSERT_TRUE(WaitFor([&] { return server_->ledger().draining(); }));
 
   v1::ConvResponse response;
   grpc::Status status = Call(SmallConv2D("new"), &response);
@@ -578,7 +578,7 @@ TEST_F(BehaviourTest, HalfCloseFinishesOnlyAfterEveryReply) {
   }
   EXPECT_EQ(replies, kRequests);
   EXPECT_TRUE(stream->Finish().ok());
-  EXPECT_TRUE(WaitFor([&] { return server_->service().open_streams() == 0; }));
+  EXPECT_TRUE(WaitFor([&] { return server_->ledger().open_streams() == 0; }));
 }
 
 // A fast writer against a slow server (requests of a few ms each): the server
@@ -597,7 +597,7 @@ void RunFlowControl(RunningServer& server, v1::ConvService::Stub* stub, int max_
   std::atomic<int> max_depth{0}, max_gauge{0}, samples{0};
   std::thread monitor([&] {
     while (!stop) {
-      max_depth = std::max(max_depth.load(), server.service().scheduler().queue_depth());
+      max_depth = std::max(max_depth.load(), server.scheduler().queue_depth());
       const double gauge = SeriesValue(server.metrics().Render(), "convserve_queue_depth");
       max_gauge = std::max(max_gauge.load(), static_cast<int>(gauge));
       ++samples;
@@ -713,7 +713,7 @@ TEST_F(BehaviourTest, MaxStreamsRefusesASecondStreamUntilTheFirstCloses) {
   v1::ConvResponse response;
   ASSERT_TRUE(first->Write(SmallConv2D("first")));
   ASSERT_TRUE(first->Read(&response));  // the first stream is open on the server
-  EXPECT_EQ(server_->service().open_streams(), 1);
+  EXPECT_EQ(server_->ledger().open_streams(), 1);
 
   grpc::ClientContext second_context;
   auto second = stub_->ConvStream(&second_context);
@@ -730,7 +730,7 @@ TEST_F(BehaviourTest, MaxStreamsRefusesASecondStreamUntilTheFirstCloses) {
   first->WritesDone();
   EXPECT_FALSE(first->Read(&response));
   EXPECT_TRUE(first->Finish().ok());
-  ASSERT_TRUE(WaitFor([&] { return server_->service().open_streams() == 0; }));
+  ASSERT_TRUE(WaitFor([&] { return server_->ledger().open_streams() == 0; }));
 
   grpc::ClientContext third_context;
   auto third = stub_->ConvStream(&third_context);
@@ -761,7 +761,7 @@ TEST_F(BehaviourTest, StreamCancelledMidFlightFinishesWithoutHangingTheServer) {
   }
   // The server lets go of the stream: no call, stream, queued work or bytes left.
   EXPECT_TRUE(WaitFor([&] {
-    return server_->service().active_calls() == 0 && server_->service().open_streams() == 0 &&
+    return server_->ledger().active_calls() == 0 && server_->ledger().open_streams() == 0 &&
            scheduler().queue_depth() == 0 && scheduler().running() == 0 &&
            scheduler().bytes_admitted() == 0;
   })) << Page();
@@ -963,7 +963,7 @@ TEST_F(BehaviourTest, MetricsGaugesShowWorkInFlight) {
   ASSERT_TRUE(WaitFor([&] { return scheduler().queue_depth() == 1; }));
   grpc::ClientContext stream_context;
   auto stream = stub_->ConvStream(&stream_context);
-  ASSERT_TRUE(WaitFor([&] { return server_->service().open_streams() == 1; }));
+  ASSERT_TRUE(WaitFor([&] { return server_->ledger().open_streams() == 1; }));
 
   httplib::Client client("127.0.0.1", server_->metrics_port());
   client.set_read_timeout(5);
@@ -997,7 +997,7 @@ TEST_F(BehaviourTest, DrainWaitsForTheRequestInFlightNotForTheGrace) {
   const auto start = Clock::now();
   server_->Drain(milliseconds(5000));
   const double drain_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  EXPECT_EQ(server_->service().active_calls(), 0) << "Drain returned with a call unfinished";
+  EXPECT_EQ(server_->ledger().active_calls(), 0) << "Drain returned with a call unfinished";
   EXPECT_EQ(Series(RequestsSeries("OK")), 1);
   server_.reset();
 
@@ -1019,7 +1019,7 @@ TEST_F(BehaviourTest, DrainWaitsUntilCallsStopArriving) {
     server_->Drain(milliseconds(5000));
     drained_ns = (Clock::now() - start).count();
   });
-  ASSERT_TRUE(WaitFor([&] { return server_->service().draining(); }));
+  ASSERT_TRUE(WaitFor([&] { return server_->ledger().draining(); }));
   int refused = 0;
   Clock::time_point last_call;
   while (Clock::now() - start < milliseconds(600)) {
@@ -1054,7 +1054,7 @@ TEST_F(BehaviourTest, DrainStopsWaitingForClientsThatKeepSending) {
     server_->Drain(milliseconds(10000));
     drained = true;
   });
-  ASSERT_TRUE(WaitFor([&] { return server_->service().draining(); }));
+  ASSERT_TRUE(WaitFor([&] { return server_->ledger().draining(); }));
   // One letter per call, in order: R refused by the draining server,
   // C cancelled, U unavailable from gRPC, ? anything else.
   std::string outcomes;

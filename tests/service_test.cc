@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "core/element_types.h"
-#include "core/reference_backend.h"
+#include "core/reference/reference_backend.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -485,6 +485,28 @@ TEST_F(OneDnnServiceTest, Float64AndInt32RunOnTheReference) {
     EXPECT_EQ(response.timing().backend(), "reference");
     EXPECT_EQ(response.output().data(), ComputeInProcess(request).data());
   }
+}
+
+TEST_F(OneDnnServiceTest, WithoutAFallbackPoolWhatOneDnnCannotComputeIsUnimplemented) {
+  ServerConfig config;
+  config.workers = 2;
+  config.fallback_workers = 0;
+  Start(config);
+  v1::ConvResponse response;
+  grpc::Status status = Call(MakeRequest(AllOps()[2], DataType::kFloat64, rng_), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("double"));
+  EXPECT_THAT(status.error_message(), HasSubstr("pools: onednn"));
+  // The server carries on with what it computes.
+  ASSERT_TRUE(Call(MakeRequest(AllOps()[2], DataType::kFloat32, rng_), &response).ok());
+  EXPECT_EQ(response.timing().backend(), "onednn");
+
+  grpc::ClientContext context;
+  v1::ServerInfo info;
+  ASSERT_TRUE(stub_->GetServerInfo(&context, v1::GetServerInfoRequest(), &info).ok());
+  ASSERT_EQ(info.backends_size(), 1);
+  EXPECT_EQ(info.backends(0).name(), "onednn");
+  EXPECT_EQ(info.limits().workers(), 2);
 }
 
 TEST_F(OneDnnServiceTest, ServerInfoListsOneDnnFirst) {

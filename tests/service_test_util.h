@@ -9,7 +9,7 @@
 
 #include "convserve/v1/convserve.pb.h"
 #include "core/element_types.h"
-#include "core/reference_backend.h"
+#include "core/reference/reference_backend.h"
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"

@@ -15,7 +15,7 @@
 #include "core/element_types.h"
 #include "core/make_spec.h"
 #include "core/op_params.h"
-#include "core/reference_backend.h"
+#include "core/reference/reference_backend.h"
 #include "core/shape.h"
 #include "core/tensor.h"
 #include "gtest/gtest.h"
@@ -102,7 +102,7 @@ absl::StatusOr<Tensor<T>> TryRun(const OpParams& params, const Tensor<T>& input,
   if (extras.pointwise) operands.pointwise_filter = View(*extras.pointwise);
   if (extras.bias) operands.bias = View(bias);
   Tensor<T> result{spec->result_shape,
-                   std::vector<T>(static_cast<size_t>(Elements(spec->result_shape)))};
+                   std::vector<T>(static_cast<size_t>(spec->ResultElements()))};
   TensorView out{dtype, result.shape, reinterpret_cast<std::byte*>(result.values.data())};
   ReferenceBackend backend;
   absl::Status status = backend.Run(*spec, operands, out);

@@ -39,7 +39,7 @@
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "core/conv_spec.h"
 #include "core/make_spec.h"
-#include "core/onednn_backend.h"
+#include "core/onednn/onednn_backend.h"
 #include "core/weight_cache.h"
 #include "grpcpp/grpcpp.h"
 #include "oneapi/dnnl/dnnl.hpp"
@@ -727,8 +727,7 @@ std::unique_ptr<LayerFixture> MakeFixture(const std::string& name, const Layer& 
     f->error = absl::StrCat("MakeSpec disagrees with the layer: ", spec.DebugString());
     return f;
   }
-  f->rel_err = RelativeError(f->ours.output, f->bare_output, dtype,
-                             Product(f->ours.request.result));
+  f->rel_err = RelativeError(f->ours.output, f->bare_output, dtype, spec.ResultElements());
   const double tolerance = dtype == DataType::kBFloat16 ? 3e-2 : 1e-4;
   if (!(f->rel_err <= tolerance)) {
     std::fprintf(stderr, "WARNING: %s: ours differs from bare oneDNN: max|diff|/max|bare| = %g\n",

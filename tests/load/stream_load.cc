@@ -20,8 +20,10 @@
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "client/request_builder.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
@@ -32,21 +34,14 @@ using Clock = std::chrono::steady_clock;
 
 // conv2d of a 1x8x8x4 ramp with a 3x3x4x4 filter of ones, SAME: small enough
 // that the service's per-request overhead dominates, as in a latency test.
-v1::ConvRequest MakeRequest() {
-  v1::ConvRequest request;
-  request.mutable_conv2d()->set_padding(v1::PADDING_SAME);
-  v1::Tensor* input = request.mutable_input();
-  input->set_dtype(v1::DATA_TYPE_FLOAT32);
-  for (int64_t d : {1, 8, 8, 4}) input->add_shape(d);
+absl::StatusOr<v1::ConvRequest> MakeRequest() {
+  using convserve::client::Tensor;
   std::vector<float> x(8 * 8 * 4);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 7);
-  input->set_data(x.data(), x.size() * sizeof(float));
-  v1::Tensor* filter = request.mutable_filter()->mutable_tensor();
-  filter->set_dtype(v1::DATA_TYPE_FLOAT32);
-  for (int64_t d : {3, 3, 4, 4}) filter->add_shape(d);
-  std::vector<float> w(3 * 3 * 4 * 4, 1.0f);
-  filter->set_data(w.data(), w.size() * sizeof(float));
-  return request;
+  const std::vector<float> w(3 * 3 * 4 * 4, 1.0f);
+  return convserve::client::BuildRequest(
+      "conv2d", {.padding = "SAME"},
+      {.input = Tensor::Of<float>({1, 8, 8, 4}, x), .filter = Tensor::Of<float>({3, 3, 4, 4}, w)});
 }
 
 struct StreamResult {
@@ -149,7 +144,12 @@ int main(int argc, char** argv) {
   args.SetMaxReceiveMessageSize(64 << 20);
   auto channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   auto stub = v1::ConvService::NewStub(channel);
-  const v1::ConvRequest templ = MakeRequest();
+  const absl::StatusOr<v1::ConvRequest> built = MakeRequest();
+  if (!built.ok()) {
+    std::cerr << "error: " << built.status() << "\n";
+    return EXIT_FAILURE;
+  }
+  const v1::ConvRequest& templ = *built;
 
   // The expected bytes, from one unary call checked against a direct sum.
   v1::ConvResponse reference;
@@ -191,8 +191,8 @@ int main(int argc, char** argv) {
       "streams=%d requests_per_stream=%d in_flight=%d sent=%lld replies=%lld lost=%lld errors=%lld "
       "wrong=%lld duplicates=%lld seconds=%.2f requests_per_s=%.0f p50_us=%.0f p90_us=%.0f "
       "p99_us=%.0f\n",
-      streams, requests, in_flight, static_cast<long long>(expected), static_cast<long long>(replies),
-      static_cast<long long>(lost), static_cast<long long>(errors),
+      streams, requests, in_flight, static_cast<long long>(expected),
+      static_cast<long long>(replies), static_cast<long long>(lost), static_cast<long long>(errors),
       static_cast<long long>(wrong), static_cast<long long>(duplicates), seconds,
       static_cast<double>(replies) / seconds, Percentile(latencies, 0.50),
       Percentile(latencies, 0.90), Percentile(latencies, 0.99));

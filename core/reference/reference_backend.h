@@ -11,10 +11,12 @@
 
 namespace convserve {
 
-// Stateless: safe to call from any number of threads at once.
+// Stateless and single-threaded: safe to call from any number of threads at once.
 class ReferenceBackend final : public Backend {
  public:
   absl::string_view Name() const override { return "reference"; }
+  BackendInfo Describe() const override;
+  bool Computes(const ConvSpec&) const override { return true; }
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
 };
 

@@ -1,4 +1,4 @@
-#include "core/onednn_backend.h"
+#include "core/onednn/onednn_backend.h"
 
 #include <omp.h>
 
@@ -7,7 +7,6 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "core/element_types.h"
-#include "core/reference_backend.h"
 #include "oneapi/dnnl/dnnl.hpp"
 
 namespace convserve {
@@ -309,7 +308,6 @@ constexpr size_t kMaxPlans = 256;
 
 struct OneDnnBackend::Impl {
   OneDnnOptions options;
-  ReferenceBackend reference;
   dnnl::stream stream{CpuEngine()};
   absl::flat_hash_map<ConvSpec, std::unique_ptr<Plan>> plans;
   std::vector<float> bias_storage;
@@ -393,26 +391,36 @@ OneDnnBackend::OneDnnBackend(OneDnnOptions options) : impl_(std::make_unique<Imp
 
 OneDnnBackend::~OneDnnBackend() = default;
 
-bool OneDnnBackend::Computes(DataType dtype) {
+bool OneDnnBackend::ComputesDtype(DataType dtype) {
   return dtype == DataType::kFloat32 || dtype == DataType::kBFloat16 ||
          dtype == DataType::kFloat16;
 }
 
-namespace {
-// Specs oneDNN cannot take: unsupported dtypes and empty tensors.
-bool OnReference(const ConvSpec& spec) {
-  return !OneDnnBackend::Computes(spec.dtype) || spec.InputElements() == 0 ||
-         spec.OutputElements() == 0;
+bool OneDnnBackend::Computes(const ConvSpec& spec) const {
+  return ComputesDtype(spec.dtype) && spec.InputElements() > 0 && spec.OutputElements() > 0;
 }
-}  // namespace
 
-absl::string_view OneDnnBackend::NameFor(const ConvSpec& spec) const {
-  return OnReference(spec) ? impl_->reference.Name() : Name();
+BackendInfo OneDnnBackend::Describe() const {
+  BackendInfo info{
+      .name = std::string(Name()),
+      .version = LibraryVersion(),
+      .device = Isa(),
+      .native_dtypes = {},
+      .notes = "float32 and bfloat16 native; float16 computed in float32 and rounded once; "
+               "float64, int32 and empty tensors are not computed here",
+  };
+  for (DataType dtype : kAllDataTypes) {
+    if (ComputesDtype(dtype)) info.native_dtypes.push_back(dtype);
+  }
+  return info;
 }
 
 absl::Status OneDnnBackend::Run(const ConvSpec& spec, const Operands& operands,
                                 TensorView out) {
-  if (OnReference(spec)) return impl_->reference.Run(spec, operands, out);
+  if (!Computes(spec)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the onednn backend does not compute ", spec.DebugString()));
+  }
   omp_set_num_threads(impl_->options.threads);
   try {
     impl_->Execute(spec, operands, out);

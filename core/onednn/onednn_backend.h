@@ -3,8 +3,9 @@
 // float32 and bfloat16 run natively (bfloat16 on AMX where the CPU has it,
 // except 3-D and all-padding windows, which oneDNN 2.6.3 gets wrong in
 // bfloat16 and which compute in float32); float16 is converted to float32 on
-// the way in, computed, and rounded once on the way out; float64 and int32, which oneDNN has no kernels for, run on the
-// reference loops. Activations stay in the client's layout at the edges:
+// the way in, computed, and rounded once on the way out. float64 and int32,
+// which oneDNN has no kernels for, and empty tensors are not computed here
+// (Computes is false): the server routes them to another pool. Activations stay in the client's layout at the edges:
 // channels-first tensors are reordered to channels-last for the compute, never
 // run on oneDNN's plain-NCHW path. Weights are reordered once per (filter
 // content, spec) into oneDNN's blocked layout and kept in a shared WeightCache.
@@ -34,15 +35,16 @@ class OneDnnBackend final : public Backend {
   ~OneDnnBackend() override;
 
   absl::string_view Name() const override { return "onednn"; }
-  absl::string_view NameFor(const ConvSpec& spec) const override;
+  BackendInfo Describe() const override;
+  // float32, bfloat16 and float16 specs whose tensors are not empty.
+  bool Computes(const ConvSpec& spec) const override;
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
 
   // oneDNN's version and the instruction set it dispatches to.
   static std::string LibraryVersion();
   static std::string Isa();
-  // Whether oneDNN computes `dtype` (possibly in a wider type) rather than
-  // the reference loops.
-  static bool Computes(DataType dtype);
+  // Whether oneDNN computes `dtype` (possibly in a wider type).
+  static bool ComputesDtype(DataType dtype);
 
  private:
   struct Impl;

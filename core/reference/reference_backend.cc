@@ -1,6 +1,7 @@
-#include "core/reference_backend.h"
+#include "core/reference/reference_backend.h"
 
 #include <cmath>
+#include <iterator>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -174,6 +175,16 @@ void RunTyped(const ConvSpec& spec, const Operands& operands, T* out) {
 }
 
 }  // namespace
+
+BackendInfo ReferenceBackend::Describe() const {
+  return BackendInfo{
+      .name = std::string(Name()),
+      .version = CONVSERVE_VERSION,
+      .device = "cpu",
+      .native_dtypes = {std::begin(kAllDataTypes), std::end(kAllDataTypes)},
+      .notes = "plain loops; float16 and bfloat16 accumulate in float and round once, int32 wraps",
+  };
+}
 
 absl::Status ReferenceBackend::Run(const ConvSpec& spec, const Operands& operands,
                                    TensorView out) {

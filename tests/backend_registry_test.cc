@@ -1,0 +1,65 @@
+// The backend registry: names, factories and what each backend says of itself.
+#include "core/backend_registry.h"
+
+#include "core/make_spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace convserve {
+namespace {
+
+using ::testing::ElementsAre;
+
+ConvSpec Conv2D(DataType dtype, Shape input = {1, 3, 3, 1}) {
+  OperandInfo info;
+  info.input = {dtype, std::move(input)};
+  info.filter = {dtype, {2, 2, 1, 1}};
+  Conv2DParams params;
+  params.padding = Padding::kValid;
+  absl::StatusOr<ConvSpec> spec = MakeSpec(params, info, SpecLimits{});
+  EXPECT_TRUE(spec.ok()) << spec.status();
+  return *spec;
+}
+
+TEST(BackendRegistry, ListsOneDnnFirstThenTheReference) {
+  EXPECT_THAT(BackendNames(), ElementsAre("onednn", "reference"));
+  EXPECT_EQ(FindBackend("cuda"), nullptr);
+  ASSERT_NE(FindBackend(kFallbackBackend), nullptr);
+  EXPECT_TRUE(FindBackend(kFallbackBackend)->computes_everything);
+}
+
+TEST(BackendRegistry, EveryFactoryBuildsABackendOfItsName) {
+  auto cache = std::make_shared<WeightCache>(int64_t{1} << 20);
+  for (const BackendEntry& entry : RegisteredBackends()) {
+    SCOPED_TRACE(entry.name);
+    std::unique_ptr<Backend> backend = entry.make({.threads = 1, .weight_cache = cache});
+    ASSERT_NE(backend, nullptr);
+    EXPECT_EQ(backend->Name(), entry.name);
+    const BackendInfo info = backend->Describe();
+    EXPECT_EQ(info.name, entry.name);
+    EXPECT_FALSE(info.version.empty());
+    EXPECT_FALSE(info.device.empty());
+    EXPECT_FALSE(info.notes.empty());
+    EXPECT_TRUE(backend->Computes(Conv2D(DataType::kFloat32)));
+  }
+}
+
+TEST(BackendRegistry, OneDnnLeavesFloat64Int32AndEmptyTensorsToTheFallback) {
+  std::unique_ptr<Backend> onednn = FindBackend("onednn")->make({});
+  EXPECT_FALSE(FindBackend("onednn")->computes_everything);
+  EXPECT_THAT(onednn->Describe().native_dtypes,
+              ElementsAre(DataType::kFloat32, DataType::kFloat16, DataType::kBFloat16));
+  EXPECT_TRUE(onednn->Computes(Conv2D(DataType::kBFloat16)));
+  EXPECT_TRUE(onednn->Computes(Conv2D(DataType::kFloat16)));
+  EXPECT_FALSE(onednn->Computes(Conv2D(DataType::kFloat64)));
+  EXPECT_FALSE(onednn->Computes(Conv2D(DataType::kInt32)));
+  EXPECT_FALSE(onednn->Computes(Conv2D(DataType::kFloat32, {0, 3, 3, 1})));
+
+  std::unique_ptr<Backend> reference = FindBackend("reference")->make({});
+  for (DataType dtype : kAllDataTypes) EXPECT_TRUE(reference->Computes(Conv2D(dtype)));
+  EXPECT_TRUE(reference->Computes(Conv2D(DataType::kFloat32, {0, 3, 3, 1})));
+  EXPECT_EQ(reference->Describe().native_dtypes.size(), std::size(kAllDataTypes));
+}
+
+}  // namespace
+}  // namespace convserve

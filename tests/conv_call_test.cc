@@ -1,0 +1,148 @@
+// The request pipeline without a network: reading a request once, the job it
+// builds, and the metrics it records for every outcome.
+#include "server/conv_call.h"
+
+#include <optional>
+
+#include "core/reference/reference_backend.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service_test_util.h"
+
+namespace convserve::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+using namespace service_test;  // NOLINT: the shared test helpers
+
+// conv2d 1x3x3x1 of ones * 2x2x1x1 of ones, VALID: four 4s.
+v1::ConvRequest OnesRequest() {
+  v1::ConvRequest request;
+  request.set_id("r1");
+  request.mutable_conv2d()->set_padding(v1::PADDING_VALID);
+  *request.mutable_input() = MakeTensor(DataType::kFloat32, {1, 3, 3, 1}, std::vector<double>(9, 1));
+  *request.mutable_filter()->mutable_tensor() =
+      MakeTensor(DataType::kFloat32, {2, 2, 1, 1}, std::vector<double>(4, 1));
+  return request;
+}
+
+class ConvCallTest : public ::testing::Test {
+ protected:
+  ConvCallTest() : filters_(1 << 20), pipeline_(config_, &filters_, &metrics_) {}
+
+  // The number after `convserve_requests_total{...code="<code>"}`, or "absent".
+  std::string Count(const std::string& code) const {
+    const std::string text = metrics_.Render();
+    const std::string key = "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"" +
+                            code + "\"} ";
+    const size_t at = text.find(key);
+    if (at == std::string::npos) return "absent";
+    return text.substr(at + key.size(), text.find('\n', at) - at - key.size());
+  }
+
+  ConvPipeline::Finish Capture() {
+    return [this](const absl::Status& status) { finished_ = status; };
+  }
+
+  ServerConfig config_;
+  FilterStore filters_;
+  Metrics metrics_;
+  ConvPipeline pipeline_;
+  std::optional<absl::Status> finished_;
+};
+
+TEST(RequestLabels, ReadOnceFromTheRequest) {
+  const v1::ConvRequest request = OnesRequest();
+  EXPECT_EQ(ReadLabels(request), (RequestLabels{"conv2d", "float", 9 * 4 + 4 * 4}));
+  EXPECT_EQ(ReadLabels(v1::ConvRequest()), (RequestLabels{"unknown", "unknown", 0}));
+}
+
+TEST_F(ConvCallTest, BuildsAJobThatComputesIntoTheResponseAndRecordsIt) {
+  const v1::ConvRequest request = OnesRequest();
+  v1::ConvResponse response;
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(5);
+  ConvPipeline::Controls controls;
+  controls.deadline = deadline;
+  absl::StatusOr<Job> job = pipeline_.Prepare(request, &response, controls, Capture());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(response.id(), "r1");
+  EXPECT_EQ(job->spec.result_shape, (Shape{1, 2, 2, 1}));
+  EXPECT_EQ(job->bytes, 9 * 4 + 4 * 4 + 4 * 4);  // inputs and result
+  EXPECT_EQ(job->deadline, deadline);
+  EXPECT_TRUE(job->backend.empty());
+  EXPECT_EQ(job->operands.filter.shape, (Shape{2, 2, 1, 1}));
+
+  // What a worker does with it.
+  ReferenceBackend backend;
+  ASSERT_TRUE(backend.Run(job->spec, job->operands, job->output()).ok());
+  EXPECT_FALSE(finished_);
+  JobReport report;
+  report.queued = std::chrono::microseconds(7);
+  report.compute = std::chrono::microseconds(9);
+  report.backend = "reference";
+  job->done(absl::OkStatus(), report);
+  ASSERT_TRUE(finished_);
+  EXPECT_TRUE(finished_->ok());
+  EXPECT_EQ(AsFloats(response.output()), std::vector<float>(4, 4.0f));
+  EXPECT_EQ(response.timing().queue_us(), 7);
+  EXPECT_EQ(response.timing().compute_us(), 9);
+  EXPECT_EQ(response.timing().backend(), "reference");
+  EXPECT_EQ(Count("OK"), "1");
+}
+
+TEST_F(ConvCallTest, AnInvalidRequestIsRecordedAndReturnedWithoutFinishing) {
+  v1::ConvRequest request = OnesRequest();
+  request.mutable_conv2d()->add_strides(0);
+  v1::ConvResponse response;
+  absl::StatusOr<Job> job = pipeline_.Prepare(request, &response, {}, Capture());
+  EXPECT_TRUE(absl::IsInvalidArgument(job.status())) << job.status();
+  EXPECT_FALSE(finished_);
+  EXPECT_EQ(Count("INVALID_ARGUMENT"), "1");
+}
+
+TEST_F(ConvCallTest, ARequestOverThePerRequestLimitIsExhausted) {
+  config_.max_request_bytes = 64;  // the ones request holds 68
+  ConvPipeline pipeline(config_, &filters_, &metrics_);
+  v1::ConvResponse response;
+  absl::StatusOr<Job> job = pipeline.Prepare(OnesRequest(), &response, {}, Capture());
+  EXPECT_TRUE(absl::IsResourceExhausted(job.status())) << job.status();
+  EXPECT_THAT(job.status().message(), HasSubstr("max_request_mb"));
+  EXPECT_EQ(Count("RESOURCE_EXHAUSTED"), "1");
+}
+
+TEST_F(ConvCallTest, ARefusedJobFinishesWithTheRefusalAndNoOutput) {
+  const v1::ConvRequest request = OnesRequest();
+  v1::ConvResponse response;
+  absl::StatusOr<Job> job = pipeline_.Prepare(request, &response, {}, Capture());
+  ASSERT_TRUE(job.ok());
+  job->done(absl::ResourceExhaustedError("queue full"), {});
+  ASSERT_TRUE(finished_);
+  EXPECT_TRUE(absl::IsResourceExhausted(*finished_));
+  EXPECT_FALSE(response.has_output());
+  EXPECT_FALSE(response.has_timing());
+  EXPECT_EQ(Count("RESOURCE_EXHAUSTED"), "1");
+  EXPECT_EQ(Count("OK"), "absent");
+}
+
+TEST_F(ConvCallTest, ControlsReachTheJob) {
+  v1::ConvResponse response;
+  ConvPipeline::Controls controls;
+  controls.cancelled = [] { return absl::CancelledError("gone"); };
+  absl::StatusOr<Job> job = pipeline_.Prepare(OnesRequest(), &response, controls, Capture());
+  ASSERT_TRUE(job.ok());
+  ASSERT_TRUE(job->cancelled);
+  EXPECT_TRUE(absl::IsCancelled(job->cancelled()));
+  EXPECT_EQ(job->deadline, std::chrono::system_clock::time_point::max());
+}
+
+TEST_F(ConvCallTest, RefuseRecordsAndFinishesAnUnreadRequest) {
+  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), Capture());
+  ASSERT_TRUE(finished_);
+  EXPECT_TRUE(absl::IsUnavailable(*finished_));
+  EXPECT_EQ(Count("UNAVAILABLE"), "1");
+  EXPECT_THAT(metrics_.Render(), Not(HasSubstr("code=\"OK\"")));
+}
+
+}  // namespace
+}  // namespace convserve::server
