@@ -11,9 +11,9 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcpp-httplib-dev
 )
 # Clients in Python and Node, the container test (debootstrap, podman,
-# buildah) and the cluster test's gRPC proxy (nginx).
+# buildah), the cluster test's gRPC proxy (nginx) and the format check.
 test_packages=(
-  python3-numpy nodejs npm
+  clang-format python3-numpy nodejs npm
   python3-grpcio python3-protobuf python3-pytest
   debootstrap podman buildah nginx
 )

@@ -54,7 +54,8 @@ struct ConvPipeline::Call {
   v1::ConvResponse* const response;
   const RequestLabels labels;
   const Clock::time_point received;
-  ParsedRequest parsed;
+  // Registered filters the job's operands point into, kept alive with it.
+  std::vector<std::shared_ptr<const v1::Tensor>> registered;
 };
 
 ConvPipeline::ConvPipeline(const ServerConfig& config, const FilterStore* filters,
@@ -99,15 +100,15 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
     Record(*call, status, {}, 0);
     return status;
   }
-  call->parsed = std::move(*parsed);
+  call->registered = std::move(parsed->registered);
 
   Job job;
-  job.spec = call->parsed.spec;
-  job.operands = call->parsed.operands;
+  job.spec = std::move(parsed->spec);
+  job.operands = std::move(parsed->operands);
   job.bytes = bytes;
   job.deadline = controls.deadline;
   job.cancelled = std::move(controls.cancelled);
-  job.output = [call] { return AllocateOutput(call->parsed.spec, call->response); };
+  job.output = [response](const ConvSpec& spec) { return AllocateOutput(spec, response); };
   job.done = [this, call, finish = std::move(finish)](const absl::Status& status,
                                                        const JobReport& report) {
     v1::ConvResponse& response = *call->response;

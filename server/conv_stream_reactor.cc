@@ -90,13 +90,14 @@ void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
 // retried. The scheduler never calls back into a reactor while holding its own
 // lock, so this cannot deadlock.
 void ConvStreamReactor::Admit(Job job) {
-  const Scheduler::Room room = deps_.scheduler->RoomFor(job);
+  Scheduler::Room room;
   absl::Status status;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     status = deps_.scheduler->Submit(job);
     if (status.ok()) return;
     if (absl::IsResourceExhausted(status)) {
+      room = deps_.scheduler->RoomFor(job);
       waiting_ = std::move(job);
       room_callback_pending_ = true;
     }

@@ -41,8 +41,8 @@ struct Job {
   // Checked just before running, after the deadline: a non-OK status (e.g. the
   // call was cancelled) drops the job with it. May be empty.
   std::function<absl::Status()> cancelled;
-  // Sizes the result and returns where Run writes it (shape spec.result_shape).
-  std::function<TensorView()> output;
+  // Sizes the result of `spec` (this job's) and returns where Run writes it.
+  std::function<TensorView(const ConvSpec& spec)> output;
   // The outcome: OK after a successful Run, else why it failed or was dropped.
   std::function<void(const absl::Status& status, const JobReport& report)> done;
 };

@@ -131,7 +131,7 @@ void Scheduler::WorkerLoop(PoolState& pool, Backend& backend) {
     report.queued = Clock::now() - queued.admitted;
     absl::Status status = CheckStillWanted(job);
     if (status.ok()) {
-      const TensorView output = job.output();
+      const TensorView output = job.output(job.spec);
       const Clock::time_point start = Clock::now();
       status = backend.Run(job.spec, job.operands, output);
       report.compute = Clock::now() - start;

@@ -63,8 +63,8 @@ absl::Status WarmUp(Scheduler& scheduler) {
     job.operands.filter = {DataType::kFloat32, info.filter.shape,
                            reinterpret_cast<const std::byte*>(filter.data())};
     job.backend = pool.backend;
-    job.output = [&] {
-      return TensorView{DataType::kFloat32, spec->result_shape,
+    job.output = [&](const ConvSpec& job_spec) {
+      return TensorView{DataType::kFloat32, job_spec.result_shape,
                         reinterpret_cast<std::byte*>(output.data())};
     };
     job.done = [&](const absl::Status& status, const JobReport&) { done.set_value(status); };

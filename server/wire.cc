@@ -241,10 +241,9 @@ TensorView AllocateOutput(const ConvSpec& spec, v1::ConvResponse* response) {
   v1::Tensor* output = response->mutable_output();
   output->set_dtype(ToProto(spec.dtype));
   output->mutable_shape()->Assign(spec.result_shape.begin(), spec.result_shape.end());
-  int64_t elements = 1;
-  for (int64_t dim : spec.result_shape) elements *= dim;  // MakeSpec bounded it
   std::string* data = output->mutable_data();
-  data->resize(static_cast<size_t>(elements * ItemSize(spec.dtype)));
+  // MakeSpec bounded the result's size.
+  data->resize(static_cast<size_t>(spec.ResultElements() * ItemSize(spec.dtype)));
   return TensorView{spec.dtype, spec.result_shape, reinterpret_cast<std::byte*>(data->data())};
 }
 

@@ -75,7 +75,7 @@ TEST_F(ConvCallTest, BuildsAJobThatComputesIntoTheResponseAndRecordsIt) {
 
   // What a worker does with it.
   ReferenceBackend backend;
-  ASSERT_TRUE(backend.Run(job->spec, job->operands, job->output()).ok());
+  ASSERT_TRUE(backend.Run(job->spec, job->operands, job->output(job->spec)).ok());
   EXPECT_FALSE(finished_);
   JobReport report;
   report.queued = std::chrono::microseconds(7);

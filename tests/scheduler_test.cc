@@ -86,7 +86,7 @@ Job MakeJob(DataType dtype, std::promise<Outcome>* outcome, int64_t bytes = 0) {
   Job job;
   job.spec = Spec(dtype);
   job.bytes = bytes;
-  job.output = [] { return TensorView{}; };
+  job.output = [](const ConvSpec&) { return TensorView{}; };
   job.done = [outcome](const absl::Status& status, const JobReport& report) {
     outcome->set_value({status, std::string(report.backend)});
   };
@@ -208,7 +208,7 @@ TEST(Scheduler, DropsJobsPastTheirDeadlineOrCancelledUnrun) {
   std::promise<Outcome> late, cancelled;
   Job a = MakeJob(DataType::kFloat32, &late);
   a.deadline = std::chrono::system_clock::now() - std::chrono::seconds(1);
-  a.output = [] {
+  a.output = [](const ConvSpec&) {
     ADD_FAILURE() << "a job past its deadline was run";
     return TensorView{};
   };
