@@ -113,9 +113,10 @@ int Fail(const std::string& message) {
 
 // .npy dtype strings and the wire's data types; the array's bytes are moved.
 bool ToTensor(NpyArray array, bool bfloat16, Tensor* tensor, std::string* error) {
-  static const std::map<std::string, v1::DataType> kTypes = {
-      {"<f4", v1::DATA_TYPE_FLOAT32}, {"<f8", v1::DATA_TYPE_FLOAT64},
-      {"<f2", v1::DATA_TYPE_FLOAT16}, {"<i4", v1::DATA_TYPE_INT32}};
+  static const std::map<std::string, v1::DataType> kTypes = {{"<f4", v1::DATA_TYPE_FLOAT32},
+                                                             {"<f8", v1::DATA_TYPE_FLOAT64},
+                                                             {"<f2", v1::DATA_TYPE_FLOAT16},
+                                                             {"<i4", v1::DATA_TYPE_INT32}};
   if (bfloat16 && array.descr == "<u2") {
     tensor->dtype = v1::DATA_TYPE_BFLOAT16;
   } else if (auto it = kTypes.find(array.descr); it != kTypes.end()) {
@@ -132,12 +133,12 @@ bool ToTensor(NpyArray array, bool bfloat16, Tensor* tensor, std::string* error)
 }
 
 NpyArray FromTensor(const v1::Tensor& tensor) {
-  static const std::map<v1::DataType, std::string> kDescr = {
-      {v1::DATA_TYPE_FLOAT32, "<f4"}, {v1::DATA_TYPE_FLOAT64, "<f8"},
-      {v1::DATA_TYPE_FLOAT16, "<f2"}, {v1::DATA_TYPE_BFLOAT16, "<u2"},
-      {v1::DATA_TYPE_INT32, "<i4"}};
-  return {kDescr.at(tensor.dtype()), {tensor.shape().begin(), tensor.shape().end()},
-          tensor.data()};
+  static const std::map<v1::DataType, std::string> kDescr = {{v1::DATA_TYPE_FLOAT32, "<f4"},
+                                                             {v1::DATA_TYPE_FLOAT64, "<f8"},
+                                                             {v1::DATA_TYPE_FLOAT16, "<f2"},
+                                                             {v1::DATA_TYPE_BFLOAT16, "<u2"},
+                                                             {v1::DATA_TYPE_INT32, "<i4"}};
+  return {kDescr.at(tensor.dtype()), {tensor.shape().begin(), tensor.shape().end()}, tensor.data()};
 }
 
 // Reads `path` into `tensor`; false (with `error`) on failure.
@@ -195,8 +196,7 @@ int main(int argc, char** argv) {
     command->add_option("--bias", files.bias, ".npy 1-D bias (fused epilogue)");
     command->add_option("--activation", files.activation, "fused activation")
         ->check(CLI::IsMember({"none", "relu", "relu6", "elu", "leaky_relu", "sigmoid", "tanh"}));
-    command->add_option("--output", files.output, ".npy file to write the result to")
-        ->required();
+    command->add_option("--output", files.output, ".npy file to write the result to")->required();
     command->add_flag("--bfloat16", files.bfloat16,
                       "read uint16 .npy arrays as bfloat16 bit patterns (and write the result so)");
     AddOpOptions(command, op->message_type(), &op_options[op->name()]);
@@ -217,14 +217,13 @@ int main(int argc, char** argv) {
     grpc::health::v1::HealthCheckRequest request;
     request.set_service(health_service);
     grpc::health::v1::HealthCheckResponse response;
-    grpc::Status status = grpc::health::v1::Health::NewStub(stub_channel)
-                              ->Check(&context, request, &response);
+    grpc::Status status =
+        grpc::health::v1::Health::NewStub(stub_channel)->Check(&context, request, &response);
     if (!status.ok()) return Fail(StatusText(status));
     std::cout << grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status())
               << "\n";
-    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING
-               ? EXIT_SUCCESS
-               : EXIT_FAILURE;
+    return response.status() == grpc::health::v1::HealthCheckResponse::SERVING ? EXIT_SUCCESS
+                                                                               : EXIT_FAILURE;
   }
 
   if (info->parsed()) {

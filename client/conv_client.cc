@@ -11,17 +11,15 @@ namespace convserve::client {
 namespace {
 
 absl::Status FromGrpc(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
 // Retries UNAVAILABLE with exponential backoff: every ConvService call is idempotent.
 std::string RetryServiceConfig(int max_attempts) {
-  return absl::StrCat(
-      R"({"methodConfig":[{"name":[{"service":"convserve.v1.ConvService"}],)",
-      R"("retryPolicy":{"maxAttempts":)", std::max(2, std::min(max_attempts, 5)),
-      R"(,"initialBackoff":"0.05s","maxBackoff":"1s","backoffMultiplier":2,)",
-      R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
+  return absl::StrCat(R"({"methodConfig":[{"name":[{"service":"convserve.v1.ConvService"}],)",
+                      R"("retryPolicy":{"maxAttempts":)", std::max(2, std::min(max_attempts, 5)),
+                      R"(,"initialBackoff":"0.05s","maxBackoff":"1s","backoffMultiplier":2,)",
+                      R"("retryableStatusCodes":["UNAVAILABLE"]}}]})");
 }
 
 // The output of a successful reply.
@@ -81,43 +79,48 @@ absl::StatusOr<Tensor> ConvClient::Convolution(const Tensor& input, const Filter
                                                std::vector<int64_t> dilations,
                                                const Epilogue& epilogue) {
   return Call("convolution",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
                .dilations = std::move(dilations)},
               {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv1D(const Tensor& input, const FilterRef& filters,
-                                          std::vector<int64_t> stride,
-                                          const std::string& padding,
+                                          std::vector<int64_t> stride, const std::string& padding,
                                           const std::string& data_format,
                                           std::vector<int64_t> dilations,
                                           const Epilogue& epilogue) {
   return Call("conv1d",
-              {.strides = std::move(stride), .padding = padding, .data_format = data_format,
+              {.strides = std::move(stride),
+               .padding = padding,
+               .data_format = data_format,
                .dilations = std::move(dilations)},
               {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv2D(const Tensor& input, const FilterRef& filters,
-                                          std::vector<int64_t> strides,
-                                          const PaddingArg& padding,
+                                          std::vector<int64_t> strides, const PaddingArg& padding,
                                           const std::string& data_format,
                                           std::vector<int64_t> dilations,
                                           const Epilogue& epilogue) {
   return Call("conv2d",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
                .dilations = std::move(dilations)},
               {input, filters, std::nullopt, epilogue});
 }
 
 absl::StatusOr<Tensor> ConvClient::Conv3D(const Tensor& input, const FilterRef& filters,
-                                          std::vector<int64_t> strides,
-                                          const std::string& padding,
+                                          std::vector<int64_t> strides, const std::string& padding,
                                           const std::string& data_format,
                                           std::vector<int64_t> dilations,
                                           const Epilogue& epilogue) {
   return Call("conv3d",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
                .dilations = std::move(dilations)},
               {input, filters, std::nullopt, epilogue});
 }
@@ -129,7 +132,9 @@ absl::StatusOr<Tensor> ConvClient::DepthwiseConv2D(const Tensor& input, const Fi
                                                    std::vector<int64_t> dilations,
                                                    const Epilogue& epilogue) {
   return Call("depthwise_conv2d",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
                .dilations = std::move(dilations)},
               {input, filter, std::nullopt, epilogue});
 }
@@ -139,7 +144,9 @@ absl::StatusOr<Tensor> ConvClient::SeparableConv2D(
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
   return Call("separable_conv2d",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
                .dilations = std::move(dilations)},
               {input, depthwise_filter, pointwise_filter, epilogue});
 }
@@ -156,8 +163,11 @@ absl::StatusOr<Tensor> ConvClient::Conv2DTranspose(
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
   return Call("conv2d_transpose",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
-               .dilations = std::move(dilations), .output_shape = std::move(output_shape)},
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
+               .dilations = std::move(dilations),
+               .output_shape = std::move(output_shape)},
               {input, filters, std::nullopt, epilogue});
 }
 
@@ -166,8 +176,11 @@ absl::StatusOr<Tensor> ConvClient::Conv3DTranspose(
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
   return Call("conv3d_transpose",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
-               .dilations = std::move(dilations), .output_shape = std::move(output_shape)},
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
+               .dilations = std::move(dilations),
+               .output_shape = std::move(output_shape)},
               {input, filters, std::nullopt, epilogue});
 }
 
@@ -176,8 +189,11 @@ absl::StatusOr<Tensor> ConvClient::ConvTranspose(
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
   return Call("conv_transpose",
-              {.strides = std::move(strides), .padding = padding, .data_format = data_format,
-               .dilations = std::move(dilations), .output_shape = std::move(output_shape)},
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
+               .dilations = std::move(dilations),
+               .output_shape = std::move(output_shape)},
               {input, filters, std::nullopt, epilogue});
 }
 

@@ -48,28 +48,23 @@ class ConvClient {
   absl::StatusOr<Tensor> Conv1D(const Tensor& input, const FilterRef& filters,
                                 std::vector<int64_t> stride, const std::string& padding,
                                 const std::string& data_format = "NWC",
-                                std::vector<int64_t> dilations = {},
-                                const Epilogue& epilogue = {});
+                                std::vector<int64_t> dilations = {}, const Epilogue& epilogue = {});
   absl::StatusOr<Tensor> Conv2D(const Tensor& input, const FilterRef& filters,
                                 std::vector<int64_t> strides, const PaddingArg& padding,
                                 const std::string& data_format = "NHWC",
-                                std::vector<int64_t> dilations = {},
-                                const Epilogue& epilogue = {});
+                                std::vector<int64_t> dilations = {}, const Epilogue& epilogue = {});
   absl::StatusOr<Tensor> Conv3D(const Tensor& input, const FilterRef& filters,
                                 std::vector<int64_t> strides, const std::string& padding,
                                 const std::string& data_format = "NDHWC",
-                                std::vector<int64_t> dilations = {},
-                                const Epilogue& epilogue = {});
+                                std::vector<int64_t> dilations = {}, const Epilogue& epilogue = {});
   absl::StatusOr<Tensor> DepthwiseConv2D(const Tensor& input, const FilterRef& filter,
-                                         std::vector<int64_t> strides,
-                                         const PaddingArg& padding,
+                                         std::vector<int64_t> strides, const PaddingArg& padding,
                                          const std::string& data_format = "NHWC",
                                          std::vector<int64_t> dilations = {},
                                          const Epilogue& epilogue = {});
   absl::StatusOr<Tensor> SeparableConv2D(const Tensor& input, const FilterRef& depthwise_filter,
                                          const FilterRef& pointwise_filter,
-                                         std::vector<int64_t> strides,
-                                         const std::string& padding,
+                                         std::vector<int64_t> strides, const std::string& padding,
                                          const std::string& data_format = "NHWC",
                                          std::vector<int64_t> dilations = {},
                                          const Epilogue& epilogue = {});

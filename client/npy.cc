@@ -42,7 +42,9 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
   }
   const int major = static_cast<unsigned char>(bytes[kMagicSize]);
   size_t header_len = 0, offset = 0;
-  auto byte = [&bytes](size_t i) { return static_cast<size_t>(static_cast<unsigned char>(bytes[i])); };
+  auto byte = [&bytes](size_t i) {
+    return static_cast<size_t>(static_cast<unsigned char>(bytes[i]));
+  };
   if (major == 1) {
     header_len = byte(8) | byte(9) << 8;
     offset = 10;
@@ -77,7 +79,8 @@ absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes) {
     return Malformed("shape is not a tuple");
   }
   int64_t elements = 1;
-  for (absl::string_view dim : absl::StrSplit(shape->substr(1, close - 1), ',', absl::SkipWhitespace())) {
+  for (absl::string_view dim :
+       absl::StrSplit(shape->substr(1, close - 1), ',', absl::SkipWhitespace())) {
     int64_t value = 0;
     if (!absl::SimpleAtoi(dim, &value) || value < 0) return Malformed("bad shape entry");
     if (__builtin_mul_overflow(elements, value, &elements)) return Malformed("shape too large");

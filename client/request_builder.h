@@ -70,7 +70,7 @@ struct OpArgs {
   std::string data_format = {};
   std::vector<int64_t> dilations = {};
   std::vector<int64_t> output_shape = {};  // the transposed ops
-  int64_t rate = 0;                   // atrous_conv2d
+  int64_t rate = 0;                        // atrous_conv2d
 };
 
 // The tensors of one request. BuildRequest takes them by value and moves their
@@ -95,8 +95,7 @@ v1::Tensor ToWire(Tensor tensor);
 
 template <typename T>
 Tensor Tensor::Of(std::vector<int64_t> shape, const std::vector<T>& values) {
-  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> ||
-                    std::is_same_v<T, int32_t>,
+  static_assert(std::is_same_v<T, float> || std::is_same_v<T, double> || std::is_same_v<T, int32_t>,
                 "Tensor::Of takes float, double or int32_t");
   Tensor tensor;
   tensor.dtype = std::is_same_v<T, float>    ? v1::DATA_TYPE_FLOAT32

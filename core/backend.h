@@ -29,9 +29,9 @@ struct Operands {
 
 // What a backend says of itself to clients (GetServerInfo) and logs.
 struct BackendInfo {
-  std::string name;     // as in the backend registry, e.g. "onednn"
-  std::string version;  // of the library that computes
-  std::string device;   // where it computes, e.g. the CPU instruction set
+  std::string name;                     // as in the backend registry, e.g. "onednn"
+  std::string version;                  // of the library that computes
+  std::string device;                   // where it computes, e.g. the CPU instruction set
   std::vector<DataType> native_dtypes;  // computed without the reference loops
   std::string notes;                    // how the other dtypes are handled
 

@@ -47,11 +47,11 @@ std::string ConvSpec::DebugString() const {
       channels_last ? " channels_last" : " channels_first", " batch=", batch,
       " in=", dims(input_spatial), "x", in_channels, " filter=", dims(filter_spatial),
       " out=", dims(output_spatial), "x", out_channels, " groups=", groups,
-      " strides=", dims(strides), " dilations=", dims(dilations),
-      " pads=", dims(pad_before), "/", dims(pad_after),
-      pointwise_out_channels > 0 ? absl::StrCat(" pointwise=", pointwise_out_channels, "/g",
-                                                pointwise_groups)
-                                 : "",
+      " strides=", dims(strides), " dilations=", dims(dilations), " pads=", dims(pad_before), "/",
+      dims(pad_after),
+      pointwise_out_channels > 0
+          ? absl::StrCat(" pointwise=", pointwise_out_channels, "/g", pointwise_groups)
+          : "",
       has_bias ? " +bias" : "", " activation=", static_cast<int>(activation),
       " result=", ShapeString(result_shape));
 }

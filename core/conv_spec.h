@@ -77,10 +77,10 @@ struct ConvSpec {
   template <typename H>
   friend H AbslHashValue(H h, const ConvSpec& s) {
     return H::combine(std::move(h), s.dtype, s.channels_last, s.transposed, s.rank, s.batch,
-                      s.in_channels, s.out_channels, s.groups, s.input_spatial,
-                      s.filter_spatial, s.output_spatial, s.strides, s.dilations,
-                      s.pad_before, s.pad_after, s.pointwise_out_channels,
-                      s.pointwise_groups, s.has_bias, s.activation, s.result_shape);
+                      s.in_channels, s.out_channels, s.groups, s.input_spatial, s.filter_spatial,
+                      s.output_spatial, s.strides, s.dilations, s.pad_before, s.pad_after,
+                      s.pointwise_out_channels, s.pointwise_groups, s.has_bias, s.activation,
+                      s.result_shape);
   }
 
   // One line for logs and test failure messages.

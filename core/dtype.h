@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+
 #include "absl/strings/string_view.h"
 
 namespace convserve {

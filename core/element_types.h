@@ -3,10 +3,9 @@
 // rounding matches), accumulation in float for both, wrapping int32.
 #pragma once
 
+#include <Eigen/Core>
 #include <cstdint>
 #include <type_traits>
-
-#include <Eigen/Core>
 
 #include "core/dtype.h"
 
@@ -52,16 +51,11 @@ T FromAcc(AccType<T> value) {
 template <typename Fn>
 decltype(auto) DispatchDataType(DataType dtype, Fn&& fn) {
   switch (dtype) {
-    case DataType::kFloat32:
-      return fn(float{});
-    case DataType::kFloat64:
-      return fn(double{});
-    case DataType::kFloat16:
-      return fn(half{});
-    case DataType::kBFloat16:
-      return fn(bfloat16{});
-    case DataType::kInt32:
-      break;
+    case DataType::kFloat32: return fn(float{});
+    case DataType::kFloat64: return fn(double{});
+    case DataType::kFloat16: return fn(half{});
+    case DataType::kBFloat16: return fn(bfloat16{});
+    case DataType::kInt32: break;
   }
   return fn(int32_t{});
 }

@@ -20,22 +20,16 @@ T Activate(Activation activation, T value) {
     using Math = std::conditional_t<std::is_same_v<T, double>, double, float>;
     const Math v = static_cast<Math>(value);
     switch (activation) {
-      case Activation::kNone:
-        return value;
-      case Activation::kRelu:
-        return static_cast<T>(std::max(v, Math{0}));
-      case Activation::kRelu6:
-        return static_cast<T>(std::min(std::max(v, Math{0}), Math{6}));
-      case Activation::kElu:
-        return static_cast<T>(v < 0 ? std::exp(v) - Math{1} : v);
+      case Activation::kNone: return value;
+      case Activation::kRelu: return static_cast<T>(std::max(v, Math{0}));
+      case Activation::kRelu6: return static_cast<T>(std::min(std::max(v, Math{0}), Math{6}));
+      case Activation::kElu: return static_cast<T>(v < 0 ? std::exp(v) - Math{1} : v);
       case Activation::kLeakyRelu: {
         const Math alpha = static_cast<Math>(0.2f);  // TF's default, a float attr
         return static_cast<T>(std::max(v, v * alpha));
       }
-      case Activation::kSigmoid:
-        return static_cast<T>(Math{1} / (Math{1} + std::exp(-v)));
-      case Activation::kTanh:
-        return static_cast<T>(std::tanh(v));
+      case Activation::kSigmoid: return static_cast<T>(Math{1} / (Math{1} + std::exp(-v)));
+      case Activation::kTanh: return static_cast<T>(std::tanh(v));
     }
     return value;
   }
@@ -46,8 +40,7 @@ template <typename T>
 void EpilogueTyped(const ConvSpec& spec, const T* bias, T* out, int64_t elements) {
   if ((!bias && spec.activation == Activation::kNone) || elements == 0) return;
   const int64_t channels = spec.ResultChannels();
-  const int64_t plane =
-      spec.channels_last ? 1 : elements / (channels * spec.batch);
+  const int64_t plane = spec.channels_last ? 1 : elements / (channels * spec.batch);
   for (int64_t i = 0; i < elements; ++i) {
     T value = out[i];
     if (bias) value = FromAcc<T>(ToAcc(value) + ToAcc(bias[(i / plane) % channels]));

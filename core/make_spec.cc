@@ -48,7 +48,7 @@ int SpecDim(int n, int i) { return n == 1 ? i + 1 : i; }
 struct ForwardConv {
   absl::string_view op;      // request field prefix, e.g. "conv2d"
   absl::string_view kernel;  // TensorFlow kernel named in dtype messages
-  int n = 2;                // spatial rank of the op
+  int n = 2;                 // spatial rank of the op
   bool channels_last = true;
   std::vector<int64_t> strides = {};
   std::vector<int64_t> dilations = {};
@@ -102,9 +102,9 @@ absl::StatusOr<ConvSpec> BuildForward(const ForwardConv& f, const OperandInfo& o
   spec.in_channels = channels;
   if (f.depthwise) {
     if (channels != filter_in) {
-      return FieldError(f.op, "filter.shape",
-                        absl::StrCat("input and filter must have the same depth: ", channels,
-                                     " vs ", filter_in));
+      return FieldError(
+          f.op, "filter.shape",
+          absl::StrCat("input and filter must have the same depth: ", channels, " vs ", filter_in));
     }
     std::optional<int64_t> out = CheckedMul(channels, filter_out);
     if (!out) return FieldError(f.op, "filter.shape", "output depth overflows int64");
@@ -133,8 +133,8 @@ absl::StatusOr<ConvSpec> BuildForward(const ForwardConv& f, const OperandInfo& o
     spec.strides[d] = f.strides[i];
     spec.dilations[d] = f.dilations[i];
     absl::StatusOr<Window> window =
-        ComputeWindow(spec.input_spatial[d], spec.filter_spatial[d], f.strides[i],
-                      f.dilations[i], f.padding, f.pads.before[i], f.pads.after[i]);
+        ComputeWindow(spec.input_spatial[d], spec.filter_spatial[d], f.strides[i], f.dilations[i],
+                      f.padding, f.pads.before[i], f.pads.after[i]);
     if (!window.ok()) return FieldError(f.op, "input.shape", window.status().message());
     spec.output_spatial[d] = window->output_size;
     spec.pad_before[d] = window->pad_before;
@@ -163,12 +163,10 @@ absl::Status ParseForwardAttrs(const ForwardAttrs& attrs, bool accept_2d_names_f
   AttrContext ctx{f->op, f->n};
   CONVSERVE_ASSIGN_OR_RETURN(f->channels_last,
                              ParseDataFormat(ctx, attrs.data_format, accept_2d_names_for_1d));
-  CONVSERVE_RETURN_IF_ERROR(
-      CheckPadding(ctx, attrs.padding, attrs.explicit_paddings != nullptr));
+  CONVSERVE_RETURN_IF_ERROR(CheckPadding(ctx, attrs.padding, attrs.explicit_paddings != nullptr));
   CONVSERVE_ASSIGN_OR_RETURN(
       f->strides, ExpandStrides(ctx, attrs.strides_field, attrs.strides, f->channels_last));
-  CONVSERVE_ASSIGN_OR_RETURN(f->dilations,
-                             ExpandDilations(ctx, attrs.dilations, f->channels_last));
+  CONVSERVE_ASSIGN_OR_RETURN(f->dilations, ExpandDilations(ctx, attrs.dilations, f->channels_last));
   static const std::vector<int64_t> kNone;
   CONVSERVE_ASSIGN_OR_RETURN(
       f->pads, ParseExplicitPaddings(ctx, attrs.padding,
@@ -200,11 +198,10 @@ absl::StatusOr<ConvSpec> Forward(const ConvolutionParams& p, const OperandInfo& 
     return FieldError("convolution", "filter.shape",
                       absl::StrCat("filters must be of rank 3, 4 or 5 but was ", filter_rank));
   }
-  ForwardConv f{.op = "convolution", .kernel = ForwardKernel(n), .n = n,
-                .int32_allowed = n < 3};
+  ForwardConv f{.op = "convolution", .kernel = ForwardKernel(n), .n = n, .int32_allowed = n < 3};
   CONVSERVE_RETURN_IF_ERROR(ParseForwardAttrs(
-      {p.strides, "strides", p.padding, &p.explicit_paddings, p.data_format, p.dilations},
-      false, &f));
+      {p.strides, "strides", p.padding, &p.explicit_paddings, p.data_format, p.dilations}, false,
+      &f));
   CONVSERVE_RETURN_IF_ERROR(CheckNotStridedAndDilated(f));
   return BuildForward(f, operands);
 }
@@ -219,8 +216,8 @@ absl::StatusOr<ConvSpec> Forward(const Conv1DParams& p, const OperandInfo& opera
 absl::StatusOr<ConvSpec> Forward(const Conv2DParams& p, const OperandInfo& operands) {
   ForwardConv f{.op = "conv2d", .kernel = "Conv2D", .n = 2};
   CONVSERVE_RETURN_IF_ERROR(ParseForwardAttrs(
-      {p.strides, "strides", p.padding, &p.explicit_paddings, p.data_format, p.dilations},
-      false, &f));
+      {p.strides, "strides", p.padding, &p.explicit_paddings, p.data_format, p.dilations}, false,
+      &f));
   return BuildForward(f, operands);
 }
 
@@ -232,8 +229,12 @@ absl::StatusOr<ConvSpec> Forward(const Conv3DParams& p, const OperandInfo& opera
 }
 
 ForwardConv Depthwise(absl::string_view op) {
-  return ForwardConv{.op = op, .kernel = "DepthwiseConv2dNative", .n = 2,
-                     .extra_batch_dims = false, .depthwise = true, .int32_allowed = false};
+  return ForwardConv{.op = op,
+                     .kernel = "DepthwiseConv2dNative",
+                     .n = 2,
+                     .extra_batch_dims = false,
+                     .depthwise = true,
+                     .int32_allowed = false};
 }
 
 absl::Status CheckEqualRowColStrides(const ForwardConv& f) {
@@ -248,8 +249,8 @@ absl::Status CheckEqualRowColStrides(const ForwardConv& f) {
 absl::StatusOr<ConvSpec> Forward(const DepthwiseConv2DParams& p, const OperandInfo& operands) {
   ForwardConv f = Depthwise("depthwise_conv2d");
   CONVSERVE_RETURN_IF_ERROR(ParseForwardAttrs(
-      {p.strides, "strides", p.padding, &p.explicit_paddings, p.data_format, p.dilations},
-      false, &f));
+      {p.strides, "strides", p.padding, &p.explicit_paddings, p.data_format, p.dilations}, false,
+      &f));
   CONVSERVE_RETURN_IF_ERROR(CheckEqualRowColStrides(f));
   CONVSERVE_RETURN_IF_ERROR(CheckNotStridedAndDilated(f));
   return BuildForward(f, operands);
@@ -282,8 +283,8 @@ absl::StatusOr<ConvSpec> Forward(const SeparableConv2DParams& p, const OperandIn
   const int64_t depth = spec.out_channels;  // in_channels * channel_multiplier
   if (depth % pw[2] != 0) {
     return FieldError(kOp, "pointwise_filter.shape",
-                      absl::StrCat("input depth must be evenly divisible by filter depth: ",
-                                   depth, " vs ", pw[2]));
+                      absl::StrCat("input depth must be evenly divisible by filter depth: ", depth,
+                                   " vs ", pw[2]));
   }
   spec.pointwise_groups = depth / pw[2];
   if (pw[3] % spec.pointwise_groups != 0) {
@@ -303,9 +304,15 @@ absl::StatusOr<ConvSpec> Forward(const AtrousConv2DParams& p, const OperandInfo&
     return FieldError(kOp, "rate", absl::StrCat("rate ", p.rate, " cannot be less than one"));
   }
   CONVSERVE_RETURN_IF_ERROR(CheckPadding({kOp, 2}, p.padding, false));
-  ForwardConv f{.op = kOp, .kernel = "Conv2D", .n = 2, .channels_last = true,
-                .strides = {1, 1}, .dilations = {p.rate, p.rate}, .padding = p.padding,
-                .pads = {{0, 0}, {0, 0}}, .extra_batch_dims = false};
+  ForwardConv f{.op = kOp,
+                .kernel = "Conv2D",
+                .n = 2,
+                .channels_last = true,
+                .strides = {1, 1},
+                .dilations = {p.rate, p.rate},
+                .padding = p.padding,
+                .pads = {{0, 0}, {0, 0}},
+                .extra_batch_dims = false};
   return BuildForward(f, operands);
 }
 
@@ -314,18 +321,17 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
   const absl::string_view op = OpName(p);
   const int length = static_cast<int>(p.output_shape.size());
   if (p.rank == 0 && (length < 3 || length > 5)) {
-    return FieldError(op, "output_shape",
-                      absl::StrCat("output_shape must be of length 3, 4 or 5 but was ",
-                                   length, "."));
+    return FieldError(
+        op, "output_shape",
+        absl::StrCat("output_shape must be of length 3, 4 or 5 but was ", length, "."));
   }
   if (p.rank != 0 && length != p.rank + 2) {
-    return FieldError(op, "output_shape",
-                      absl::StrCat("output_shape must have shape (", p.rank + 2, ",), got (",
-                                   length, ",)"));
+    return FieldError(
+        op, "output_shape",
+        absl::StrCat("output_shape must have shape (", p.rank + 2, ",), got (", length, ",)"));
   }
   const int n = length - 2;
-  const absl::string_view label =
-      n == 3 ? "Conv3DBackpropInputOp" : "Conv2DCustomBackpropInput";
+  const absl::string_view label = n == 3 ? "Conv3DBackpropInputOp" : "Conv2DCustomBackpropInput";
   const absl::string_view kernel = n == 3 ? "Conv3DBackpropInputV2" : "Conv2DBackpropInput";
   auto error = [&](absl::string_view field, absl::string_view message) {
     return FieldError(op, field, absl::StrCat(label, ": ", message));
@@ -397,12 +403,12 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
       // TF runs a 1-D transpose on tensors expanded with a dummy height in
       // front of the width, so it reports the width one dimension later.
       const int tf_spatial_dim = n == 1 ? dim + 1 : dim;
-      return error("input.shape",
-                   absl::StrCat("Size of out_backprop doesn't match computed: actual = ",
-                                y[dim], ", computed = ", window->output_size,
-                                " spatial_dim: ", tf_spatial_dim, " input: ", x[dim],
-                                " filter: ", filter.shape[i], " output: ", y[dim],
-                                " stride: ", f.strides[i], " dilation: ", f.dilations[i]));
+      return error(
+          "input.shape",
+          absl::StrCat("Size of out_backprop doesn't match computed: actual = ", y[dim],
+                       ", computed = ", window->output_size, " spatial_dim: ", tf_spatial_dim,
+                       " input: ", x[dim], " filter: ", filter.shape[i], " output: ", y[dim],
+                       " stride: ", f.strides[i], " dilation: ", f.dilations[i]));
     }
     spec.input_spatial[d] = x[dim];
     spec.filter_spatial[d] = filter.shape[i];
@@ -428,11 +434,11 @@ absl::Status CheckEpilogue(absl::string_view op, const OperandInfo& operands,
                         absl::StrCat("Biases must be 1D: ", ShapeString(bias.shape)));
     }
     if (bias.shape[0] != spec.ResultChannels()) {
-      return FieldError(op, "bias.shape",
-                        absl::StrCat("Must provide as many biases as the channel dimension "
-                                     "of the output tensor: ",
-                                     ShapeString(bias.shape), " vs. ",
-                                     ShapeString(spec.result_shape)));
+      return FieldError(
+          op, "bias.shape",
+          absl::StrCat("Must provide as many biases as the channel dimension "
+                       "of the output tensor: ",
+                       ShapeString(bias.shape), " vs. ", ShapeString(spec.result_shape)));
     }
   }
   const Activation a = operands.activation;
@@ -445,10 +451,9 @@ absl::Status CheckEpilogue(absl::string_view op, const OperandInfo& operands,
 
 absl::Status CheckLimit(int64_t elements, const SpecLimits& limits, absl::string_view what) {
   if (elements > limits.max_output_elements) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(what, " would have ", elements,
-                     " elements, more than this server's max_output_elements of ",
-                     limits.max_output_elements));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, " would have ", elements,
+        " elements, more than this server's max_output_elements of ", limits.max_output_elements));
   }
   return absl::OkStatus();
 }
@@ -465,8 +470,7 @@ absl::string_view OpName(const OpParams& params) {
     absl::string_view operator()(const SeparableConv2DParams&) { return "separable_conv2d"; }
     absl::string_view operator()(const AtrousConv2DParams&) { return "atrous_conv2d"; }
     absl::string_view operator()(const ConvTransposeParams& p) {
-      return p.rank == 2 ? "conv2d_transpose"
-                         : p.rank == 3 ? "conv3d_transpose" : "conv_transpose";
+      return p.rank == 2 ? "conv2d_transpose" : p.rank == 3 ? "conv3d_transpose" : "conv_transpose";
     }
   };
   return std::visit(Visitor{}, params);
@@ -495,8 +499,8 @@ absl::StatusOr<ConvSpec> MakeSpec(const OpParams& params, const OperandInfo& ope
     // The depthwise result, materialised before the pointwise step.
     std::optional<int64_t> intermediate = CheckedMul(
         spec->batch * spec->output_spatial[0] * spec->output_spatial[1], spec->out_channels);
-    CONVSERVE_RETURN_IF_ERROR(CheckLimit(intermediate.value_or(INT64_MAX), limits,
-                                         "The depthwise intermediate"));
+    CONVSERVE_RETURN_IF_ERROR(
+        CheckLimit(intermediate.value_or(INT64_MAX), limits, "The depthwise intermediate"));
   }
   return spec;
 }

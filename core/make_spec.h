@@ -4,9 +4,9 @@
 
 #include <cstdint>
 #include <optional>
-#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/conv_spec.h"
 #include "core/dtype.h"
 #include "core/op_params.h"

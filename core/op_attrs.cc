@@ -15,8 +15,7 @@ int ChannelIndex(int n, bool channels_last) { return channels_last ? n + 1 : 1; 
 // The shared 1 / N / N+2 expansion; `batch_depth_message` names the TF error
 // for a non-1 value at the batch or channel position.
 absl::StatusOr<std::vector<int64_t>> Expand(const AttrContext& ctx, absl::string_view field,
-                                            const std::vector<int64_t>& values,
-                                            bool channels_last,
+                                            const std::vector<int64_t>& values, bool channels_last,
                                             absl::string_view batch_depth_message) {
   const int n = ctx.spatial_rank;
   const int count = static_cast<int>(values.size());
@@ -31,9 +30,9 @@ absl::StatusOr<std::vector<int64_t>> Expand(const AttrContext& ctx, absl::string
     for (int i = 0; i < n; ++i) spatial[i] = values[SpatialIndex(i, channels_last)];
     return spatial;
   }
-  return FieldError(ctx.op, field,
-                    absl::StrCat(field, " should be of length 1, ", n, " or ", n + 2,
-                                 " but was ", count));
+  return FieldError(
+      ctx.op, field,
+      absl::StrCat(field, " should be of length 1, ", n, " or ", n + 2, " but was ", count));
 }
 
 }  // namespace
@@ -51,13 +50,12 @@ absl::StatusOr<bool> ParseDataFormat(const AttrContext& ctx, absl::string_view d
     if (data_format == kLastFormats[1]) return true;
     if (data_format == kFirstFormats[1]) return false;
   }
-  return FieldError(ctx.op, "data_format",
-                    absl::StrCat("data_format must be \"", kLastFormats[i], "\" or \"",
-                                 kFirstFormats[i], "\"."));
+  return FieldError(
+      ctx.op, "data_format",
+      absl::StrCat("data_format must be \"", kLastFormats[i], "\" or \"", kFirstFormats[i], "\"."));
 }
 
-absl::StatusOr<std::vector<int64_t>> ExpandStrides(const AttrContext& ctx,
-                                                   absl::string_view field,
+absl::StatusOr<std::vector<int64_t>> ExpandStrides(const AttrContext& ctx, absl::string_view field,
                                                    const std::vector<int64_t>& values,
                                                    bool channels_last) {
   absl::StatusOr<std::vector<int64_t>> strides =
@@ -68,9 +66,8 @@ absl::StatusOr<std::vector<int64_t>> ExpandStrides(const AttrContext& ctx,
   for (int64_t s : *strides) {
     if (s < 1) {
       return FieldError(ctx.op, field,
-                        ctx.spatial_rank == 3
-                            ? "Spatial strides should be larger than 0."
-                            : "Row and column strides should be larger than 0.");
+                        ctx.spatial_rank == 3 ? "Spatial strides should be larger than 0."
+                                              : "Row and column strides should be larger than 0.");
     }
   }
   return strides;

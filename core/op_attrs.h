@@ -5,11 +5,11 @@
 
 #include <cstdint>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/op_params.h"
 
 namespace convserve {
@@ -20,7 +20,7 @@ absl::Status FieldError(absl::string_view op, absl::string_view field, absl::str
 // Names the request fields of the op being validated.
 struct AttrContext {
   absl::string_view op;  // e.g. "conv2d"
-  int spatial_rank;     // N, 1 to 3
+  int spatial_rank;      // N, 1 to 3
 };
 
 // True for channels last ("NWC", "NHWC", "NDHWC", or empty), false for
@@ -32,8 +32,7 @@ absl::StatusOr<bool> ParseDataFormat(const AttrContext& ctx, absl::string_view d
 // The N spatial values of a strides or dilations list given in 1, N or N+2 form
 // (empty means all ones). The N+2 form must hold 1 at the batch and channel
 // positions. `field` is the request's field name ("strides", "stride", "dilations").
-absl::StatusOr<std::vector<int64_t>> ExpandStrides(const AttrContext& ctx,
-                                                   absl::string_view field,
+absl::StatusOr<std::vector<int64_t>> ExpandStrides(const AttrContext& ctx, absl::string_view field,
                                                    const std::vector<int64_t>& values,
                                                    bool channels_last);
 absl::StatusOr<std::vector<int64_t>> ExpandDilations(const AttrContext& ctx,

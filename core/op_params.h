@@ -77,8 +77,8 @@ struct ConvTransposeParams {
   std::vector<int64_t> dilations;
 };
 
-using OpParams = std::variant<ConvolutionParams, Conv1DParams, Conv2DParams, Conv3DParams,
-                              DepthwiseConv2DParams, SeparableConv2DParams,
-                              AtrousConv2DParams, ConvTransposeParams>;
+using OpParams =
+    std::variant<ConvolutionParams, Conv1DParams, Conv2DParams, Conv3DParams, DepthwiseConv2DParams,
+                 SeparableConv2DParams, AtrousConv2DParams, ConvTransposeParams>;
 
 }  // namespace convserve

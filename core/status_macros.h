@@ -6,10 +6,10 @@
 #include "absl/status/status.h"
 
 // Returns from the enclosing function if `expr` (an absl::Status) is not OK.
-#define CONVSERVE_RETURN_IF_ERROR(expr)  \
-  do {                                   \
-    absl::Status status_ = (expr);       \
-    if (!status_.ok()) return status_;   \
+#define CONVSERVE_RETURN_IF_ERROR(expr) \
+  do {                                  \
+    absl::Status status_ = (expr);      \
+    if (!status_.ok()) return status_;  \
   } while (false)
 
 // Declares or assigns `lhs` from `expr` (an absl::StatusOr), or returns its error.

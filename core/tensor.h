@@ -18,7 +18,9 @@ struct ConstTensorView {
   const std::byte* data = nullptr;
 
   template <typename T>
-  const T* as() const { return reinterpret_cast<const T*>(data); }
+  const T* as() const {
+    return reinterpret_cast<const T*>(data);
+  }
 };
 
 // A writable tensor. The bytes belong to the caller and must outlive the view.
@@ -28,14 +30,15 @@ struct TensorView {
   std::byte* data = nullptr;
 
   template <typename T>
-  T* as() const { return reinterpret_cast<T*>(data); }
+  T* as() const {
+    return reinterpret_cast<T*>(data);
+  }
 };
 
 // A view of `size` bytes as a tensor of `dtype` and `shape`. INVALID_ARGUMENT
 // (naming `field`) unless the shape is valid and the size is exactly
 // prod(shape) * itemsize.
-absl::StatusOr<ConstTensorView> MakeConstTensorView(DataType dtype, Shape shape,
-                                                    const void* data, size_t size,
-                                                    absl::string_view field);
+absl::StatusOr<ConstTensorView> MakeConstTensorView(DataType dtype, Shape shape, const void* data,
+                                                    size_t size, absl::string_view field);
 
 }  // namespace convserve

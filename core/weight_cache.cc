@@ -14,8 +14,7 @@ std::shared_ptr<const void> WeightCache::Find(const WeightKey& key) {
   return it->second->value;
 }
 
-void WeightCache::Insert(const WeightKey& key, std::shared_ptr<const void> value,
-                         int64_t bytes) {
+void WeightCache::Insert(const WeightKey& key, std::shared_ptr<const void> value, int64_t bytes) {
   if (bytes > budget_bytes_) return;
   std::lock_guard<std::mutex> lock(mutex_);
   if (index_.contains(key)) return;

@@ -16,8 +16,7 @@ absl::Status Overflow() {
 }  // namespace
 
 absl::StatusOr<Window> ComputeWindow(int64_t input_size, int64_t filter_size, int64_t stride,
-                                     int64_t dilation, Padding padding,
-                                     int64_t explicit_pad_before,
+                                     int64_t dilation, Padding padding, int64_t explicit_pad_before,
                                      int64_t explicit_pad_after) {
   if (stride <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("Stride must be > 0, but got ", stride));
@@ -64,8 +63,7 @@ absl::StatusOr<Window> ComputeWindow(int64_t input_size, int64_t filter_size, in
       if (x) x = CheckedAdd(*x, window.pad_before);
       if (x) x = CheckedAdd(*x, window.pad_after);
       if (!x) return Overflow();
-      std::optional<int64_t> out =
-          *x >= 0 ? CheckedAdd(*x / stride, 1) : (*x + stride) / stride;
+      std::optional<int64_t> out = *x >= 0 ? CheckedAdd(*x / stride, 1) : (*x + stride) / stride;
       if (!out) return Overflow();
       window.output_size = *out;
       break;
@@ -75,9 +73,8 @@ absl::StatusOr<Window> ComputeWindow(int64_t input_size, int64_t filter_size, in
   }
   if (window.output_size < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "Computed output size would be negative: ", window.output_size,
-        " [input_size: ", input_size, ", effective_filter_size: ", effective,
-        ", stride: ", stride, "]"));
+        "Computed output size would be negative: ", window.output_size, " [input_size: ",
+        input_size, ", effective_filter_size: ", effective, ", stride: ", stride, "]"));
   }
   return window;
 }

@@ -58,8 +58,7 @@ struct ConvPipeline::Call {
   std::vector<std::shared_ptr<const v1::Tensor>> registered;
 };
 
-ConvPipeline::ConvPipeline(const ServerConfig& config, const FilterStore* filters,
-                           Metrics* metrics)
+ConvPipeline::ConvPipeline(const ServerConfig& config, const FilterStore* filters, Metrics* metrics)
     : config_(config), filters_(filters), metrics_(metrics) {}
 
 void ConvPipeline::Record(const Call& call, const absl::Status& status, const JobReport& report,
@@ -70,8 +69,8 @@ void ConvPipeline::Record(const Call& call, const absl::Status& status, const Jo
                        Seconds(report.compute), Seconds(total), call.labels.bytes_in, bytes_out);
   spdlog::debug("conv id={} op={} code={} queue_us={} compute_us={} total_us={}{}{}",
                 call.request.id(), std::string(call.labels.op), code, Micros(report.queued),
-                Micros(report.compute), Micros(total), status.ok() ? "" : " error=",
-                std::string(status.message()));
+                Micros(report.compute), Micros(total),
+                status.ok() ? "" : " error=", std::string(status.message()));
 }
 
 void ConvPipeline::Refuse(const v1::ConvRequest& request, const absl::Status& status,
@@ -84,8 +83,8 @@ void ConvPipeline::Refuse(const v1::ConvRequest& request, const absl::Status& st
 absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
                                           v1::ConvResponse* response, Controls controls,
                                           Finish finish) const {
-  auto call = std::make_shared<Call>(
-      Call{request, response, ReadLabels(request), Clock::now(), {}});
+  auto call =
+      std::make_shared<Call>(Call{request, response, ReadLabels(request), Clock::now(), {}});
   response->set_id(request.id());
   absl::StatusOr<ParsedRequest> parsed = ParseConvRequest(request, config_.limits, *filters_);
   absl::Status status = parsed.status();
@@ -110,7 +109,7 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
   job.cancelled = std::move(controls.cancelled);
   job.output = [response](const ConvSpec& spec) { return AllocateOutput(spec, response); };
   job.done = [this, call, finish = std::move(finish)](const absl::Status& status,
-                                                       const JobReport& report) {
+                                                      const JobReport& report) {
     v1::ConvResponse& response = *call->response;
     if (status.ok()) {
       v1::Timing* timing = response.mutable_timing();

@@ -9,8 +9,7 @@ namespace {
 
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
 const absl::Status& ShuttingDown() {
@@ -46,8 +45,7 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
   // Work that is no longer wanted is dropped before it runs. The deadline is
   // checked first: gRPC also marks a call whose deadline passed as cancelled.
   ConvPipeline::Controls controls{
-      .deadline = context->deadline(),
-      .cancelled = [context]() -> absl::Status {
+      .deadline = context->deadline(), .cancelled = [context]() -> absl::Status {
         if (context->IsCancelled()) {
           return absl::CancelledError("the call was cancelled before the request ran");
         }
@@ -68,19 +66,19 @@ grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse>* ConvServiceImpl::Con
     grpc::CallbackServerContext* context) {
   if (ledger_->draining()) return new RefusedStreamReactor(ToGrpc(ShuttingDown()));
   if (!ledger_->TryOpenStream()) {
-    return new RefusedStreamReactor(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("this server already has ", ledger_->max_streams(),
-                     " streams open (max_streams); retry later")));
+    return new RefusedStreamReactor(
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("this server already has ", ledger_->max_streams(),
+                                  " streams open (max_streams); retry later")));
   }
   ledger_->CallStarted();
   return new ConvStreamReactor(
       ConvStreamReactor::Deps{pipeline_, ledger_, scheduler_, config_.stream_window}, context);
 }
 
-grpc::ServerUnaryReactor* ConvServiceImpl::RegisterFilter(
-    grpc::CallbackServerContext* context, const v1::RegisterFilterRequest* request,
-    v1::RegisterFilterResponse* response) {
+grpc::ServerUnaryReactor* ConvServiceImpl::RegisterFilter(grpc::CallbackServerContext* context,
+                                                          const v1::RegisterFilterRequest* request,
+                                                          v1::RegisterFilterResponse* response) {
   absl::StatusOr<std::string> id = [&]() -> absl::StatusOr<std::string> {
     if (ledger_->draining()) return ShuttingDown();
     absl::StatusOr<ConstTensorView> filter = ViewTensor(request->filter(), "filter");

@@ -67,8 +67,7 @@ void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
     Reply(response, status);
   };
   if (deps_.ledger->draining()) {
-    deps_.pipeline->Refuse(*request, absl::UnavailableError("the server is shutting down"),
-                           finish);
+    deps_.pipeline->Refuse(*request, absl::UnavailableError("the server is shutting down"), finish);
     return;
   }
   // The stream's deadline is the call's; only its cancellation drops a request.

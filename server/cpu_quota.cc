@@ -99,14 +99,13 @@ std::optional<double> ParseCgroupV2CpuMax(std::string_view cpu_max) {
   const std::string_view quota = line.substr(0, space);
   if (quota == "max") return std::nullopt;
   // The period may be left out; the kernel's default is 100 ms.
-  const std::optional<int64_t> period =
-      space == std::string_view::npos ? std::optional<int64_t>(100000)
-                                      : ParseInt(line.substr(space + 1));
+  const std::optional<int64_t> period = space == std::string_view::npos
+                                            ? std::optional<int64_t>(100000)
+                                            : ParseInt(line.substr(space + 1));
   return QuotaCpus(ParseInt(quota), period);
 }
 
-std::optional<double> ParseCgroupV1CpuQuota(std::string_view quota_us,
-                                            std::string_view period_us) {
+std::optional<double> ParseCgroupV1CpuQuota(std::string_view quota_us, std::string_view period_us) {
   return QuotaCpus(ParseInt(quota_us), ParseInt(period_us));
 }
 

@@ -33,9 +33,9 @@ absl::StatusOr<std::string> FilterStore::Register(const convserve::v1::Tensor& f
   std::lock_guard<std::mutex> lock(mutex_);
   if (filters_.contains(id)) return id;  // the same tensor: its id, stored once
   if (bytes_ + size > budget_bytes_) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("the filter store holds ", bytes_, " bytes; ", size,
-                     " more would exceed its budget of ", budget_bytes_));
+    return absl::ResourceExhaustedError(absl::StrCat("the filter store holds ", bytes_, " bytes; ",
+                                                     size, " more would exceed its budget of ",
+                                                     budget_bytes_));
   }
   filters_.emplace(id, Registered{std::make_shared<const convserve::v1::Tensor>(filter),
                                   ContentHash(filter.data())});

@@ -25,7 +25,7 @@ class FilterStore {
   absl::StatusOr<std::string> Register(const convserve::v1::Tensor& filter);
   struct Registered {
     std::shared_ptr<const convserve::v1::Tensor> tensor;  // null if unknown
-    uint64_t content_hash = 0;                             // ContentHash of its bytes
+    uint64_t content_hash = 0;                            // ContentHash of its bytes
   };
   // The filter stored under `id`; its tensor is null if there is none.
   Registered Find(const std::string& id) const;

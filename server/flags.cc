@@ -69,8 +69,8 @@ CLI::Validator Seconds(const std::string& flag) {
           return "'" + input + "' is not a number of seconds" + source;
         }
         if (value < 0 || value > kMaxSeconds) {
-          return "must be from 0 to " + FormatNumber(kMaxSeconds) + " seconds, got " +
-                 input + source;
+          return "must be from 0 to " + FormatNumber(kMaxSeconds) + " seconds, got " + input +
+                 source;
         }
         return std::string();
       },
@@ -108,10 +108,11 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   double grace_period_s = static_cast<double>(parsed.grace_period.count()) / 1000.0;
   double max_connection_age_s = static_cast<double>(parsed.max_connection_age.count()) / 1000.0;
 
-  CLI::App app("convserve-server: TensorFlow's convolution ops over gRPC.\n"
-               "Every flag can also be set by the environment variable shown with it; "
-               "a flag beats its variable.",
-               "convserve-server");
+  CLI::App app(
+      "convserve-server: TensorFlow's convolution ops over gRPC.\n"
+      "Every flag can also be set by the environment variable shown with it; "
+      "a flag beats its variable.",
+      "convserve-server");
   app.set_version_flag("--version", CONVSERVE_VERSION);
   app.get_formatter()->column_width(40);
 
@@ -148,7 +149,8 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   CLI::Option* threads_option =
       add("--threads-per-worker", parsed.threads_per_worker,
           "threads each request computes with; workers x threads may not exceed the cores "
-          "available (" + std::to_string(cores) + " here)")
+          "available (" +
+              std::to_string(cores) + " here)")
           ->check(positive("--threads-per-worker"))
           ->default_str("cores/workers");
   add("--max-queue", parsed.max_queue,
@@ -193,11 +195,11 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
       parsed.threads_per_worker = std::max(1, cores / parsed.workers);
     }
     if (int64_t{parsed.workers} * parsed.threads_per_worker > cores) {
-      throw CLI::ValidationError(
-          "--workers x --threads-per-worker",
-          std::to_string(parsed.workers) + " x " + std::to_string(parsed.threads_per_worker) +
-              " threads exceeds the " + std::to_string(cores) +
-              " cores available (hardware, affinity mask and cgroup quota)");
+      throw CLI::ValidationError("--workers x --threads-per-worker",
+                                 std::to_string(parsed.workers) + " x " +
+                                     std::to_string(parsed.threads_per_worker) +
+                                     " threads exceeds the " + std::to_string(cores) +
+                                     " cores available (hardware, affinity mask and cgroup quota)");
     }
   } catch (const CLI::ParseError& e) {
     return app.exit(e, out, err);

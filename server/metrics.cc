@@ -35,9 +35,9 @@ constexpr char kBytesSent[] = "convserve_bytes_sent_total";
 
 // Upper bounds (inclusive, seconds) of the latency histograms' buckets: 10 us
 // to 60 s in 1-2.5-5 steps; a final +Inf bucket holds everything above.
-constexpr std::array<double, 21> kBounds = {
-    1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
-    5e-2, 0.1,    0.25, 0.5,  1,      2.5,    5,    10,     30,     60};
+constexpr std::array<double, 21> kBounds = {1e-5,   2.5e-5, 5e-5, 1e-4,   2.5e-4, 5e-4, 1e-3,
+                                            2.5e-3, 5e-3,   1e-2, 2.5e-2, 5e-2,   0.1,  0.25,
+                                            0.5,    1,      2.5,  5,      10,     30,   60};
 
 std::string_view Std(absl::string_view s) { return {s.data(), s.size()}; }
 
@@ -146,7 +146,8 @@ struct Histogram {
 };
 
 // dtype -> code -> count.
-using RequestCounts = std::map<std::string, std::map<std::string, uint64_t, std::less<>>, std::less<>>;
+using RequestCounts =
+    std::map<std::string, std::map<std::string, uint64_t, std::less<>>, std::less<>>;
 
 struct OpSeries {
   Histogram queue, compute, total;
@@ -244,8 +245,8 @@ std::string Metrics::Render() const {
   std::map<std::string, std::string> families;
 
   std::string& requests = families[kRequests];
-  AppendHeader(requests, kRequests, "Finished Conv requests by op, input dtype and gRPC status code.",
-               "counter");
+  AppendHeader(requests, kRequests,
+               "Finished Conv requests by op, input dtype and gRPC status code.", "counter");
   for (const auto& [op, series] : ops) {
     for (const auto& [dtype, codes] : series.requests) {
       for (const auto& [code, count] : codes) {
@@ -347,12 +348,12 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   const int bound = port == 0 ? impl.server.bind_to_any_port(host)
                               : (impl.server.bind_to_port(host, port) ? port : -1);
   if (bound <= 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen for metrics on '", address, "'"));
+    return absl::UnavailableError(absl::StrCat("cannot listen for metrics on '", address, "'"));
   }
   impl.port = bound;
   impl.thread = std::thread([&impl] {
-    if (!impl.server.listen_after_bind()) spdlog::error("metrics: the HTTP server stopped on an error");
+    if (!impl.server.listen_after_bind())
+      spdlog::error("metrics: the HTTP server stopped on an error");
     impl.finished = true;
   });
   impl.WaitUntilListening();

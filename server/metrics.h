@@ -49,7 +49,7 @@ class MetricsHttpServer {
   // Listens on `address` (host:port; port 0 picks one). `metrics` must
   // outlive the server. UNAVAILABLE if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& address,
-                                                                 const Metrics* metrics);
+                                                                  const Metrics* metrics);
   ~MetricsHttpServer();  // stops serving and joins its thread
 
   int port() const;

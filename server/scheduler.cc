@@ -74,9 +74,8 @@ absl::Status Scheduler::Submit(Job& job) {
     std::lock_guard<std::mutex> lock(mutex_);
     if (stopping_) return absl::UnavailableError("the server is shutting down");
     if (static_cast<int>(pool.queue.size()) >= pool.max_queue) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the server's queue is full (", pool.max_queue,
-                       " requests waiting); retry later"));
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the server's queue is full (", pool.max_queue, " requests waiting); retry later"));
     }
     if (bytes_admitted_ + job.bytes > memory_budget_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(

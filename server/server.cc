@@ -73,7 +73,8 @@ absl::Status WarmUp(Scheduler& scheduler) {
     if (status.ok() && output != std::vector<float>(4, 4.0f)) {
       status = absl::InternalError("the warm-up convolution gave a wrong result");
     }
-    if (!status.ok()) return absl::Status(status.code(), absl::StrCat(pool.backend, ": ", status.message()));
+    if (!status.ok())
+      return absl::Status(status.code(), absl::StrCat(pool.backend, ": ", status.message()));
   }
   return absl::OkStatus();
 }
@@ -147,17 +148,16 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   running->weight_cache_ = std::make_shared<WeightCache>(config.weight_cache_bytes);
   absl::StatusOr<std::vector<Scheduler::Pool>> pools = MakePools(config, running->weight_cache_);
   if (!pools.ok()) return pools.status();
-  running->scheduler_ =
-      std::make_unique<Scheduler>(config.memory_budget_bytes, std::move(*pools));
+  running->scheduler_ = std::make_unique<Scheduler>(config.memory_budget_bytes, std::move(*pools));
   if (absl::Status warm = WarmUp(*running->scheduler_); !warm.ok()) {
     return absl::InternalError(absl::StrCat("warm-up failed: ", warm.message()));
   }
   running->ledger_ = std::make_unique<CallLedger>(config.max_streams);
-  running->pipeline_ = std::make_unique<ConvPipeline>(config, running->filters_.get(),
-                                                      running->metrics_.get());
-  running->service_ = std::make_unique<ConvServiceImpl>(
-      config, running->pipeline_.get(), running->ledger_.get(), running->scheduler_.get(),
-      running->filters_.get());
+  running->pipeline_ =
+      std::make_unique<ConvPipeline>(config, running->filters_.get(), running->metrics_.get());
+  running->service_ =
+      std::make_unique<ConvServiceImpl>(config, running->pipeline_.get(), running->ledger_.get(),
+                                        running->scheduler_.get(), running->filters_.get());
   running->echo_service_ = std::make_unique<EchoServiceImpl>(config.max_message_bytes);
   AddGauges(*running->metrics_, *running->scheduler_, *running->ledger_, *running->filters_,
             running->weight_cache_);

@@ -32,8 +32,8 @@ class RunningServer {
   // calls in flight finished, or at `grace`, when the rest are cancelled.
   void Drain(std::chrono::milliseconds grace);
 
-  int port() const { return port_; }                  // the gRPC port bound
-  int metrics_port() const;                           // 0 without a metrics address
+  int port() const { return port_; }  // the gRPC port bound
+  int metrics_port() const;           // 0 without a metrics address
   Metrics& metrics() { return *metrics_; }
   const CallLedger& ledger() const { return *ledger_; }
   const Scheduler& scheduler() const { return *scheduler_; }

@@ -17,37 +17,25 @@ std::vector<int64_t> ToVector(const google::protobuf::RepeatedField<int64_t>& fi
 // with the op's field name.
 Padding FromProto(v1::Padding padding) {
   switch (padding) {
-    case v1::PADDING_SAME:
-      return Padding::kSame;
-    case v1::PADDING_VALID:
-      return Padding::kValid;
-    case v1::PADDING_EXPLICIT:
-      return Padding::kExplicit;
-    default:
-      return Padding::kUnspecified;
+    case v1::PADDING_SAME: return Padding::kSame;
+    case v1::PADDING_VALID: return Padding::kValid;
+    case v1::PADDING_EXPLICIT: return Padding::kExplicit;
+    default: return Padding::kUnspecified;
   }
 }
 
 absl::StatusOr<Activation> FromProto(v1::Activation activation) {
   switch (activation) {
-    case v1::ACTIVATION_NONE:
-      return Activation::kNone;
-    case v1::ACTIVATION_RELU:
-      return Activation::kRelu;
-    case v1::ACTIVATION_RELU6:
-      return Activation::kRelu6;
-    case v1::ACTIVATION_ELU:
-      return Activation::kElu;
-    case v1::ACTIVATION_LEAKY_RELU:
-      return Activation::kLeakyRelu;
-    case v1::ACTIVATION_SIGMOID:
-      return Activation::kSigmoid;
-    case v1::ACTIVATION_TANH:
-      return Activation::kTanh;
+    case v1::ACTIVATION_NONE: return Activation::kNone;
+    case v1::ACTIVATION_RELU: return Activation::kRelu;
+    case v1::ACTIVATION_RELU6: return Activation::kRelu6;
+    case v1::ACTIVATION_ELU: return Activation::kElu;
+    case v1::ACTIVATION_LEAKY_RELU: return Activation::kLeakyRelu;
+    case v1::ACTIVATION_SIGMOID: return Activation::kSigmoid;
+    case v1::ACTIVATION_TANH: return Activation::kTanh;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown activation ", static_cast<int>(activation),
-                       " (field: activation)"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown activation ", static_cast<int>(activation), " (field: activation)"));
   }
 }
 
@@ -84,8 +72,8 @@ absl::StatusOr<OpParams> ParseOp(const v1::ConvRequest& request) {
     }
     case v1::ConvRequest::kSeparableConv2D: {
       const v1::SeparableConv2D& p = request.separable_conv2d();
-      return SeparableConv2DParams{ToVector(p.strides()), FromProto(p.padding()),
-                                   p.data_format(), ToVector(p.dilations())};
+      return SeparableConv2DParams{ToVector(p.strides()), FromProto(p.padding()), p.data_format(),
+                                   ToVector(p.dilations())};
     }
     case v1::ConvRequest::kAtrousConv2D: {
       const v1::AtrousConv2D& p = request.atrous_conv2d();
@@ -93,24 +81,32 @@ absl::StatusOr<OpParams> ParseOp(const v1::ConvRequest& request) {
     }
     case v1::ConvRequest::kConv2DTranspose: {
       const v1::Conv2DTranspose& p = request.conv2d_transpose();
-      return ConvTransposeParams{2, ToVector(p.output_shape()), ToVector(p.strides()),
-                                 FromProto(p.padding()), p.data_format(),
+      return ConvTransposeParams{2,
+                                 ToVector(p.output_shape()),
+                                 ToVector(p.strides()),
+                                 FromProto(p.padding()),
+                                 p.data_format(),
                                  ToVector(p.dilations())};
     }
     case v1::ConvRequest::kConv3DTranspose: {
       const v1::Conv3DTranspose& p = request.conv3d_transpose();
-      return ConvTransposeParams{3, ToVector(p.output_shape()), ToVector(p.strides()),
-                                 FromProto(p.padding()), p.data_format(),
+      return ConvTransposeParams{3,
+                                 ToVector(p.output_shape()),
+                                 ToVector(p.strides()),
+                                 FromProto(p.padding()),
+                                 p.data_format(),
                                  ToVector(p.dilations())};
     }
     case v1::ConvRequest::kConvTranspose: {
       const v1::ConvTranspose& p = request.conv_transpose();
-      return ConvTransposeParams{0, ToVector(p.output_shape()), ToVector(p.strides()),
-                                 FromProto(p.padding()), p.data_format(),
+      return ConvTransposeParams{0,
+                                 ToVector(p.output_shape()),
+                                 ToVector(p.strides()),
+                                 FromProto(p.padding()),
+                                 p.data_format(),
                                  ToVector(p.dilations())};
     }
-    case v1::ConvRequest::OP_NOT_SET:
-      break;
+    case v1::ConvRequest::OP_NOT_SET: break;
   }
   return absl::InvalidArgumentError(
       "the request names no op: set one of convolution, conv1d, conv2d, conv3d, "
@@ -125,24 +121,21 @@ absl::StatusOr<ConstTensorView> ViewTensorRef(
     std::vector<std::shared_ptr<const v1::Tensor>>* registered,
     std::optional<uint64_t>* hash = nullptr) {
   switch (ref.ref_case()) {
-    case v1::TensorRef::kTensor:
-      return ViewTensor(ref.tensor(), field);
+    case v1::TensorRef::kTensor: return ViewTensor(ref.tensor(), field);
     case v1::TensorRef::kFilterId: {
       const FilterStore::Registered filter = filters.Find(ref.filter_id());
       if (!filter.tensor) {
-        return absl::NotFoundError(
-            absl::StrCat("no filter is registered under id \"", ref.filter_id(),
-                         "\" (field: ", field, ".filter_id)"));
+        return absl::NotFoundError(absl::StrCat("no filter is registered under id \"",
+                                                ref.filter_id(), "\" (field: ", field,
+                                                ".filter_id)"));
       }
       registered->push_back(filter.tensor);
       if (hash) *hash = filter.content_hash;
       return ViewTensor(*filter.tensor, field);
     }
-    case v1::TensorRef::REF_NOT_SET:
-      break;
+    case v1::TensorRef::REF_NOT_SET: break;
   }
-  return absl::InvalidArgumentError(
-      absl::StrCat(field, " is required (field: ", field, ")"));
+  return absl::InvalidArgumentError(absl::StrCat(field, " is required (field: ", field, ")"));
 }
 
 TensorInfo Info(const ConstTensorView& view) { return {view.dtype, view.shape}; }
@@ -161,36 +154,26 @@ absl::StatusOr<ConstTensorView> ViewTensor(const v1::Tensor& tensor, absl::strin
 
 absl::StatusOr<DataType> FromProto(v1::DataType dtype) {
   switch (dtype) {
-    case v1::DATA_TYPE_FLOAT32:
-      return DataType::kFloat32;
-    case v1::DATA_TYPE_FLOAT64:
-      return DataType::kFloat64;
-    case v1::DATA_TYPE_FLOAT16:
-      return DataType::kFloat16;
-    case v1::DATA_TYPE_BFLOAT16:
-      return DataType::kBFloat16;
-    case v1::DATA_TYPE_INT32:
-      return DataType::kInt32;
+    case v1::DATA_TYPE_FLOAT32: return DataType::kFloat32;
+    case v1::DATA_TYPE_FLOAT64: return DataType::kFloat64;
+    case v1::DATA_TYPE_FLOAT16: return DataType::kFloat16;
+    case v1::DATA_TYPE_BFLOAT16: return DataType::kBFloat16;
+    case v1::DATA_TYPE_INT32: return DataType::kInt32;
     default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "unsupported data type ", v1::DataType_Name(dtype).empty()
-                                        ? absl::StrCat(static_cast<int>(dtype))
-                                        : v1::DataType_Name(dtype)));
+      return absl::InvalidArgumentError(
+          absl::StrCat("unsupported data type ", v1::DataType_Name(dtype).empty()
+                                                     ? absl::StrCat(static_cast<int>(dtype))
+                                                     : v1::DataType_Name(dtype)));
   }
 }
 
 v1::DataType ToProto(DataType dtype) {
   switch (dtype) {
-    case DataType::kFloat32:
-      return v1::DATA_TYPE_FLOAT32;
-    case DataType::kFloat64:
-      return v1::DATA_TYPE_FLOAT64;
-    case DataType::kFloat16:
-      return v1::DATA_TYPE_FLOAT16;
-    case DataType::kBFloat16:
-      return v1::DATA_TYPE_BFLOAT16;
-    case DataType::kInt32:
-      return v1::DATA_TYPE_INT32;
+    case DataType::kFloat32: return v1::DATA_TYPE_FLOAT32;
+    case DataType::kFloat64: return v1::DATA_TYPE_FLOAT64;
+    case DataType::kFloat16: return v1::DATA_TYPE_FLOAT16;
+    case DataType::kBFloat16: return v1::DATA_TYPE_BFLOAT16;
+    case DataType::kInt32: return v1::DATA_TYPE_INT32;
   }
   return v1::DATA_TYPE_UNSPECIFIED;
 }
@@ -207,21 +190,24 @@ absl::StatusOr<ParsedRequest> ParseConvRequest(const v1::ConvRequest& request,
   Operands& operands = parsed.operands;
   OperandInfo info;
   CONVSERVE_ASSIGN_OR_RETURN(operands.input, ViewTensor(request.input(), "input"));
-  CONVSERVE_ASSIGN_OR_RETURN(operands.filter, ViewTensorRef(request.filter(), "filter", filters, &parsed.registered,
+  CONVSERVE_ASSIGN_OR_RETURN(operands.filter,
+                             ViewTensorRef(request.filter(), "filter", filters, &parsed.registered,
                                            &operands.filter_hash));
   info.input = Info(operands.input);
   info.filter = Info(operands.filter);
   if (separable) {
-    CONVSERVE_ASSIGN_OR_RETURN(operands.pointwise_filter,
-                               ViewTensorRef(request.pointwise_filter(), "pointwise_filter", filters,
-                                             &parsed.registered, &operands.pointwise_filter_hash));
+    CONVSERVE_ASSIGN_OR_RETURN(
+        operands.pointwise_filter,
+        ViewTensorRef(request.pointwise_filter(), "pointwise_filter", filters, &parsed.registered,
+                      &operands.pointwise_filter_hash));
     info.pointwise_filter = Info(operands.pointwise_filter);
   } else if (request.has_pointwise_filter()) {
     return absl::InvalidArgumentError(
         "pointwise_filter is only used by separable_conv2d (field: pointwise_filter)");
   }
   if (request.has_bias()) {
-    CONVSERVE_ASSIGN_OR_RETURN(operands.bias, ViewTensorRef(request.bias(), "bias", filters, &parsed.registered));
+    CONVSERVE_ASSIGN_OR_RETURN(operands.bias,
+                               ViewTensorRef(request.bias(), "bias", filters, &parsed.registered));
     info.bias = Info(operands.bias);
   }
   CONVSERVE_ASSIGN_OR_RETURN(info.activation, FromProto(request.activation()));

@@ -21,7 +21,8 @@ v1::ConvRequest OnesRequest() {
   v1::ConvRequest request;
   request.set_id("r1");
   request.mutable_conv2d()->set_padding(v1::PADDING_VALID);
-  *request.mutable_input() = MakeTensor(DataType::kFloat32, {1, 3, 3, 1}, std::vector<double>(9, 1));
+  *request.mutable_input() =
+      MakeTensor(DataType::kFloat32, {1, 3, 3, 1}, std::vector<double>(9, 1));
   *request.mutable_filter()->mutable_tensor() =
       MakeTensor(DataType::kFloat32, {2, 2, 1, 1}, std::vector<double>(4, 1));
   return request;
@@ -34,8 +35,8 @@ class ConvCallTest : public ::testing::Test {
   // The number after `convserve_requests_total{...code="<code>"}`, or "absent".
   std::string Count(const std::string& code) const {
     const std::string text = metrics_.Render();
-    const std::string key = "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"" +
-                            code + "\"} ";
+    const std::string key =
+        "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"" + code + "\"} ";
     const size_t at = text.find(key);
     if (at == std::string::npos) return "absent";
     return text.substr(at + key.size(), text.find('\n', at) - at - key.size());

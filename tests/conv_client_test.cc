@@ -58,17 +58,15 @@ TEST_F(ConvClientTest, Conv2DMirrorsTensorFlowsArguments) {
   EXPECT_THAT(same->Values<float>(), ElementsAre(16, 33, 28, 69, 117, 87, 76, 123, 88));
 
   // Explicit padding pairs in NHWC order: one row of zeros on top only.
-  absl::StatusOr<Tensor> padded =
-      client_->Conv2D(x_, ones_, {1}, std::vector<std::pair<int64_t, int64_t>>{
-                                          {0, 0}, {1, 0}, {0, 0}, {0, 0}});
+  absl::StatusOr<Tensor> padded = client_->Conv2D(
+      x_, ones_, {1}, std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {1, 0}, {0, 0}, {0, 0}});
   ASSERT_TRUE(padded.ok()) << padded.status();
   EXPECT_THAT(padded->shape, ElementsAre(1, 3, 2, 1));
   EXPECT_THAT(padded->Values<float>(), ElementsAre(3, 5, 12, 16, 24, 28));
 
   // NCHW with a batch-and-channel-first strides list.
-  absl::StatusOr<Tensor> nchw =
-      client_->Conv2D(Tensor::Of<float>({1, 1, 3, 3}, Iota(9)), ones_, {1, 1, 1, 1}, "VALID",
-                      "NCHW");
+  absl::StatusOr<Tensor> nchw = client_->Conv2D(Tensor::Of<float>({1, 1, 3, 3}, Iota(9)), ones_,
+                                                {1, 1, 1, 1}, "VALID", "NCHW");
   ASSERT_TRUE(nchw.ok()) << nchw.status();
   EXPECT_THAT(nchw->shape, ElementsAre(1, 1, 2, 2));
   EXPECT_THAT(nchw->Values<float>(), ElementsAre(12, 16, 24, 28));
@@ -88,24 +86,23 @@ TEST_F(ConvClientTest, EveryOtherOp) {
   EXPECT_THAT(conv->Values<float>(), ElementsAre(-1, -1, -1));
 
   // conv3d: 2x2x2 of 1..8, a 2x2x2 filter of ones: the sum, 36.
-  auto c3 = client_->Conv3D(Tensor::Of<float>({1, 2, 2, 2, 1}, Iota(8)),
-                            Tensor::Of<float>({2, 2, 2, 1, 1}, std::vector<float>(8, 1)), {1},
-                            "VALID");
+  auto c3 =
+      client_->Conv3D(Tensor::Of<float>({1, 2, 2, 2, 1}, Iota(8)),
+                      Tensor::Of<float>({2, 2, 2, 1, 1}, std::vector<float>(8, 1)), {1}, "VALID");
   ASSERT_TRUE(c3.ok()) << c3.status();
   EXPECT_THAT(c3->Values<float>(), ElementsAre(36));
 
   // depthwise with multiplier 2: channel k*2+q = input k times filter q.
-  auto dw = client_->DepthwiseConv2D(Tensor::Of<float>({1, 1, 1, 2}, {3, 5}),
-                                     Tensor::Of<float>({1, 1, 2, 2}, {1, 10, 100, 1000}), {1},
-                                     "VALID");
+  auto dw =
+      client_->DepthwiseConv2D(Tensor::Of<float>({1, 1, 1, 2}, {3, 5}),
+                               Tensor::Of<float>({1, 1, 2, 2}, {1, 10, 100, 1000}), {1}, "VALID");
   ASSERT_TRUE(dw.ok()) << dw.status();
   EXPECT_THAT(dw->Values<float>(), ElementsAre(3, 30, 500, 5000));
 
   // separable: the depthwise result above, then summed by a 1x1 filter of ones.
   auto sep = client_->SeparableConv2D(Tensor::Of<float>({1, 1, 1, 2}, {3, 5}),
                                       Tensor::Of<float>({1, 1, 2, 2}, {1, 10, 100, 1000}),
-                                      Tensor::Of<float>({1, 1, 4, 1}, {1, 1, 1, 1}), {1},
-                                      "VALID");
+                                      Tensor::Of<float>({1, 1, 4, 1}, {1, 1, 1, 1}), {1}, "VALID");
   ASSERT_TRUE(sep.ok()) << sep.status();
   EXPECT_THAT(sep->Values<float>(), ElementsAre(5533));
 
@@ -115,20 +112,19 @@ TEST_F(ConvClientTest, EveryOtherOp) {
   EXPECT_THAT(atrous->Values<float>(), ElementsAre(1 + 3 + 7 + 9));
 
   // conv2d_transpose: stride 2 spreads each input over a 2x2 block.
-  auto t2 = client_->Conv2DTranspose(Tensor::Of<float>({1, 1, 2, 1}, {1, 2}), ones_,
-                                     {1, 2, 4, 1}, {2}, "VALID");
+  auto t2 = client_->Conv2DTranspose(Tensor::Of<float>({1, 1, 2, 1}, {1, 2}), ones_, {1, 2, 4, 1},
+                                     {2}, "VALID");
   ASSERT_TRUE(t2.ok()) << t2.status();
   EXPECT_THAT(t2->Values<float>(), ElementsAre(1, 1, 2, 2, 1, 1, 2, 2));
 
   auto t3 = client_->Conv3DTranspose(Tensor::Of<float>({1, 1, 1, 1, 1}, {2}),
-                                     Tensor::Of<float>({1, 1, 2, 1, 1}, {1, 3}),
-                                     {1, 1, 1, 2, 1}, {1}, "VALID");
+                                     Tensor::Of<float>({1, 1, 2, 1, 1}, {1, 3}), {1, 1, 1, 2, 1},
+                                     {1}, "VALID");
   ASSERT_TRUE(t3.ok()) << t3.status();
   EXPECT_THAT(t3->Values<float>(), ElementsAre(2, 6));
 
   auto t1 = client_->ConvTranspose(Tensor::Of<float>({1, 2, 1}, {1, 2}),
-                                   Tensor::Of<float>({2, 1, 1}, {1, 10}), {1, 3, 1}, {1},
-                                   "VALID");
+                                   Tensor::Of<float>({2, 1, 1}, {1, 10}), {1, 3, 1}, {1}, "VALID");
   ASSERT_TRUE(t1.ok()) << t1.status();
   EXPECT_THAT(t1->Values<float>(), ElementsAre(1, 12, 20));
 }

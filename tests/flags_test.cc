@@ -1,5 +1,7 @@
 // The server's flags, environment fallbacks, validation, the start-up config
 // line and the log formats.
+#include "server/flags.h"
+
 #include <cstdlib>
 #include <functional>
 #include <regex>
@@ -12,7 +14,6 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "server/cpu_quota.h"
-#include "server/flags.h"
 #include "server/logging.h"
 #include "spdlog/logger.h"
 #include "spdlog/pattern_formatter.h"
@@ -92,8 +93,8 @@ ParseResult Parse(std::vector<std::string> args) {
   argv.push_back(nullptr);
   ParseResult result;
   std::ostringstream out, err;
-  result.exit_code = ParseServerFlags(static_cast<int>(args.size()), argv.data(), &result.config,
-                                      out, err);
+  result.exit_code =
+      ParseServerFlags(static_cast<int>(args.size()), argv.data(), &result.config, out, err);
   result.out = out.str();
   result.err = err.str();
   return result;
@@ -207,11 +208,11 @@ TEST_F(FlagsTest, HelpListsEveryFlagItsVariableAndDefaults) {
     EXPECT_THAT(r.out, HasSubstr(c.env)) << c.env;
   }
   EXPECT_THAT(r.out, HasSubstr("0.0.0.0:50051"));
-  EXPECT_THAT(r.out, HasSubstr("=256"));      // --max-message-mb
-  EXPECT_THAT(r.out, HasSubstr("=onednn"));   // --backend
-  EXPECT_THAT(r.out, HasSubstr("=30"));       // --grace-period-s
-  EXPECT_THAT(r.out, HasSubstr("=info"));     // --log-level
-  EXPECT_THAT(r.out, HasSubstr("=text"));     // --log-format
+  EXPECT_THAT(r.out, HasSubstr("=256"));     // --max-message-mb
+  EXPECT_THAT(r.out, HasSubstr("=onednn"));  // --backend
+  EXPECT_THAT(r.out, HasSubstr("=30"));      // --grace-period-s
+  EXPECT_THAT(r.out, HasSubstr("=info"));    // --log-level
+  EXPECT_THAT(r.out, HasSubstr("=text"));    // --log-format
 }
 
 TEST_F(FlagsTest, VersionExitsZero) {

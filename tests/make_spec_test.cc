@@ -93,10 +93,9 @@ TEST(Conv2D, StridesAndDilationsOneNAndNPlus2FormsAgree) {
   EXPECT_THAT(one.strides, ElementsAre(2, 2, 1));
 
   ASSERT_SPEC(d1, Make(Conv2DParams{.padding = Padding::kValid, .dilations = {2}}, operands));
-  ASSERT_SPEC(d2,
-              Make(Conv2DParams{.padding = Padding::kValid, .dilations = {2, 2}}, operands));
-  ASSERT_SPEC(d4, Make(Conv2DParams{.padding = Padding::kValid, .dilations = {1, 2, 2, 1}},
-                       operands));
+  ASSERT_SPEC(d2, Make(Conv2DParams{.padding = Padding::kValid, .dilations = {2, 2}}, operands));
+  ASSERT_SPEC(d4,
+              Make(Conv2DParams{.padding = Padding::kValid, .dilations = {1, 2, 2, 1}}, operands));
   EXPECT_EQ(d1, d2);
   EXPECT_EQ(d1, d4);
   EXPECT_THAT(d1.dilations, ElementsAre(2, 2, 1));
@@ -104,8 +103,8 @@ TEST(Conv2D, StridesAndDilationsOneNAndNPlus2FormsAgree) {
 }
 
 TEST(Conv2D, EmptyStridesAndDilationsMeanOnes) {
-  ASSERT_SPEC(spec, Make(Conv2DParams{.padding = Padding::kValid},
-                         Operands({1, 5, 5, 1}, {3, 3, 1, 1})));
+  ASSERT_SPEC(spec,
+              Make(Conv2DParams{.padding = Padding::kValid}, Operands({1, 5, 5, 1}, {3, 3, 1, 1})));
   EXPECT_THAT(spec.strides, ElementsAre(1, 1, 1));
   EXPECT_THAT(spec.dilations, ElementsAre(1, 1, 1));
   EXPECT_THAT(spec.result_shape, ElementsAre(1, 3, 3, 1));
@@ -123,10 +122,10 @@ TEST(Conv2D, PerDimensionStridesValid) {
 }
 
 TEST(Conv2D, NchwStridesInDataFormatOrder) {
-  ASSERT_SPEC(spec, Make(Conv2DParams{.strides = {1, 1, 2, 3},
-                                      .padding = Padding::kValid,
-                                      .data_format = "NCHW"},
-                         Operands({1, 6, 10, 12}, {3, 5, 6, 4})));
+  ASSERT_SPEC(
+      spec,
+      Make(Conv2DParams{.strides = {1, 1, 2, 3}, .padding = Padding::kValid, .data_format = "NCHW"},
+           Operands({1, 6, 10, 12}, {3, 5, 6, 4})));
   EXPECT_FALSE(spec.channels_last);
   EXPECT_EQ(spec.in_channels, 6);
   EXPECT_EQ(spec.out_channels, 4);
@@ -200,16 +199,16 @@ TEST(Conv2D, ValidFilterSlightlyLargerThanInputGivesEmptyOutput) {
 }
 
 TEST(Conv2D, NegativeOutputSizeIsAnError) {
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kValid},
-                                Operands({1, 3, 3, 1}, {9, 1, 1, 1})),
-                           "Computed output size would be negative: -5 [input_size: 3, "
-                           "effective_filter_size: 9, stride: 1]",
-                           "conv2d.input.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv2DParams{.padding = Padding::kValid}, Operands({1, 3, 3, 1}, {9, 1, 1, 1})),
+      "Computed output size would be negative: -5 [input_size: 3, "
+      "effective_filter_size: 9, stride: 1]",
+      "conv2d.input.shape"));
 }
 
 TEST(Conv2D, GroupedConvolution) {
-  ASSERT_SPEC(spec, Make(Conv2DParams{.padding = Padding::kValid},
-                         Operands({1, 4, 4, 6}, {3, 3, 2, 9})));
+  ASSERT_SPEC(spec,
+              Make(Conv2DParams{.padding = Padding::kValid}, Operands({1, 4, 4, 6}, {3, 3, 2, 9})));
   EXPECT_EQ(spec.groups, 3);
   EXPECT_EQ(spec.in_channels, 6);
   EXPECT_EQ(spec.out_channels, 9);
@@ -225,8 +224,8 @@ TEST(Conv2D, GroupedConvolutionOneChannelPerGroup) {
 }
 
 TEST(Conv2D, ExtraLeadingBatchDimsAreFlattened) {
-  ASSERT_SPEC(spec, Make(Conv2DParams{.padding = Padding::kSame},
-                         Operands({2, 3, 5, 5, 1}, {3, 3, 1, 2})));
+  ASSERT_SPEC(
+      spec, Make(Conv2DParams{.padding = Padding::kSame}, Operands({2, 3, 5, 5, 1}, {3, 3, 1, 2})));
   EXPECT_EQ(spec.batch, 6);
   EXPECT_THAT(spec.input_spatial, ElementsAre(5, 5, 1));
   EXPECT_THAT(spec.result_shape, ElementsAre(2, 3, 5, 5, 2));
@@ -239,8 +238,8 @@ TEST(Conv2D, ExtraLeadingBatchDimsAreFlattened) {
 }
 
 TEST(Conv2D, EmptyBatchIsAllowed) {
-  ASSERT_SPEC(spec, Make(Conv2DParams{.padding = Padding::kSame},
-                         Operands({0, 5, 5, 3}, {3, 3, 3, 8})));
+  ASSERT_SPEC(spec,
+              Make(Conv2DParams{.padding = Padding::kSame}, Operands({0, 5, 5, 3}, {3, 3, 3, 8})));
   EXPECT_EQ(spec.batch, 0);
   EXPECT_THAT(spec.result_shape, ElementsAre(0, 5, 5, 8));
 
@@ -251,15 +250,14 @@ TEST(Conv2D, EmptyBatchIsAllowed) {
 }
 
 TEST(Conv2D, EmptySpatialInputWithSame) {
-  ASSERT_SPEC(spec, Make(Conv2DParams{.padding = Padding::kSame},
-                         Operands({1, 0, 5, 1}, {3, 3, 1, 1})));
+  ASSERT_SPEC(spec,
+              Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 0, 5, 1}, {3, 3, 1, 1})));
   EXPECT_THAT(spec.result_shape, ElementsAre(1, 0, 5, 1));
 }
 
 TEST(Conv2D, StridesAndDilationsTogetherAreAccepted) {
   // Only tf.nn.convolution and its wrappers refuse the combination.
-  ASSERT_SPEC(spec, Make(Conv2DParams{.strides = {2}, .padding = Padding::kValid,
-                                      .dilations = {2}},
+  ASSERT_SPEC(spec, Make(Conv2DParams{.strides = {2}, .padding = Padding::kValid, .dilations = {2}},
                          Operands({1, 9, 9, 1}, {2, 2, 1, 1})));
   // eff 3: (9 - 3 + 2) / 2 = 4.
   EXPECT_THAT(spec.result_shape, ElementsAre(1, 4, 4, 1));
@@ -295,9 +293,9 @@ TEST(Conv1D, NwcUsesDummyHeightOfOne) {
 }
 
 TEST(Conv1D, NcwFormat) {
-  ASSERT_SPEC(spec, Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame,
-                                      .data_format = "NCW"},
-                         Operands({2, 3, 10}, {3, 3, 4})));
+  ASSERT_SPEC(spec,
+              Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame, .data_format = "NCW"},
+                   Operands({2, 3, 10}, {3, 3, 4})));
   EXPECT_FALSE(spec.channels_last);
   EXPECT_THAT(spec.input_spatial, ElementsAre(1, 10, 1));
   EXPECT_THAT(spec.result_shape, ElementsAre(2, 4, 5));
@@ -311,9 +309,10 @@ TEST(Conv1D, StrideForms) {
   EXPECT_THAT(one.result_shape, ElementsAre(1, 3, 2));  // (10 - 3 + 3) / 3
 
   const OperandInfo ncw = Operands({1, 2, 10}, {3, 2, 2});
-  ASSERT_SPEC(ncw_full, Make(Conv1DParams{.stride = {1, 1, 3}, .padding = Padding::kValid,
-                                          .data_format = "NCW"},
-                             ncw));
+  ASSERT_SPEC(
+      ncw_full,
+      Make(Conv1DParams{.stride = {1, 1, 3}, .padding = Padding::kValid, .data_format = "NCW"},
+           ncw));
   EXPECT_THAT(ncw_full.strides, ElementsAre(1, 3, 1));
   EXPECT_THAT(ncw_full.result_shape, ElementsAre(1, 2, 3));
 }
@@ -327,20 +326,20 @@ TEST(Conv1D, Dilations) {
 }
 
 TEST(Conv1D, AcceptsLegacy2DFormatNames) {
-  ASSERT_SPEC(nwc, Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame,
-                                     .data_format = "NWC"},
-                        Operands({2, 10, 3}, {3, 3, 4})));
-  ASSERT_SPEC(nhwc, Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame,
-                                      .data_format = "NHWC"},
-                         Operands({2, 10, 3}, {3, 3, 4})));
+  ASSERT_SPEC(nwc,
+              Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame, .data_format = "NWC"},
+                   Operands({2, 10, 3}, {3, 3, 4})));
+  ASSERT_SPEC(nhwc,
+              Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame, .data_format = "NHWC"},
+                   Operands({2, 10, 3}, {3, 3, 4})));
   EXPECT_EQ(nwc, nhwc);
 
-  ASSERT_SPEC(ncw, Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame,
-                                     .data_format = "NCW"},
-                        Operands({2, 3, 10}, {3, 3, 4})));
-  ASSERT_SPEC(nchw, Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame,
-                                      .data_format = "NCHW"},
-                         Operands({2, 3, 10}, {3, 3, 4})));
+  ASSERT_SPEC(ncw,
+              Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame, .data_format = "NCW"},
+                   Operands({2, 3, 10}, {3, 3, 4})));
+  ASSERT_SPEC(nchw,
+              Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame, .data_format = "NCHW"},
+                   Operands({2, 3, 10}, {3, 3, 4})));
   EXPECT_EQ(ncw, nchw);
   EXPECT_FALSE(nchw.channels_last);
 }
@@ -354,15 +353,13 @@ TEST(Conv1D, ExtraLeadingBatchDimsAreFlattened) {
 }
 
 TEST(Conv1D, Grouped) {
-  ASSERT_SPEC(spec, Make(Conv1DParams{.padding = Padding::kValid},
-                         Operands({1, 5, 4}, {1, 2, 6})));
+  ASSERT_SPEC(spec, Make(Conv1DParams{.padding = Padding::kValid}, Operands({1, 5, 4}, {1, 2, 6})));
   EXPECT_EQ(spec.groups, 2);
   EXPECT_THAT(spec.result_shape, ElementsAre(1, 5, 6));
 }
 
 TEST(Conv1D, EmptyBatch) {
-  ASSERT_SPEC(spec, Make(Conv1DParams{.padding = Padding::kValid},
-                         Operands({0, 5, 4}, {2, 4, 6})));
+  ASSERT_SPEC(spec, Make(Conv1DParams{.padding = Padding::kValid}, Operands({0, 5, 4}, {2, 4, 6})));
   EXPECT_EQ(spec.batch, 0);
   EXPECT_THAT(spec.result_shape, ElementsAre(0, 4, 6));
 }
@@ -391,8 +388,8 @@ TEST(Conv3D, NdhwcSameStrided) {
 TEST(Conv3D, NPlus2StridesInDataFormatOrder) {
   const OperandInfo ndhwc = Operands({1, 4, 6, 7, 2}, {2, 3, 3, 2, 5});
   ASSERT_SPEC(n, Make(Conv3DParams{.strides = {1, 2, 3}, .padding = Padding::kSame}, ndhwc));
-  ASSERT_SPEC(full, Make(Conv3DParams{.strides = {1, 1, 2, 3, 1}, .padding = Padding::kSame},
-                         ndhwc));
+  ASSERT_SPEC(full,
+              Make(Conv3DParams{.strides = {1, 1, 2, 3, 1}, .padding = Padding::kSame}, ndhwc));
   EXPECT_EQ(n, full);
 
   ASSERT_SPEC(ncdhw, Make(Conv3DParams{.strides = {1, 1, 1, 2, 3},
@@ -443,16 +440,16 @@ TEST(Conv3D, Int32IsRejected) {
 }
 
 TEST(Conv3D, ExplicitPaddingIsNotAnOption) {
-  EXPECT_TRUE(Invalid(Make(Conv3DParams{.padding = Padding::kExplicit},
-                           Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
-                      "Value for attr 'padding' must be one of \"SAME\", \"VALID\"."));
+  EXPECT_TRUE(Invalid(
+      Make(Conv3DParams{.padding = Padding::kExplicit}, Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
+      "Value for attr 'padding' must be one of \"SAME\", \"VALID\"."));
 }
 
 // ================================================================ convolution
 
 TEST(Convolution, SpatialRankComesFromFilterRank) {
-  ASSERT_SPEC(one_d, Make(ConvolutionParams{.padding = Padding::kValid},
-                          Operands({1, 10, 2}, {3, 2, 4})));
+  ASSERT_SPEC(one_d,
+              Make(ConvolutionParams{.padding = Padding::kValid}, Operands({1, 10, 2}, {3, 2, 4})));
   EXPECT_EQ(one_d.rank, 2);
   EXPECT_THAT(one_d.input_spatial, ElementsAre(1, 10, 1));
   EXPECT_THAT(one_d.result_shape, ElementsAre(1, 8, 4));
@@ -470,19 +467,20 @@ TEST(Convolution, SpatialRankComesFromFilterRank) {
 
 TEST(Convolution, SameSpecAsConv2DAndConv1D) {
   const OperandInfo operands = Operands({2, 9, 8, 3}, {3, 2, 3, 6});
-  ASSERT_SPEC(conv, Make(ConvolutionParams{.strides = {2, 1}, .padding = Padding::kSame},
-                         operands));
+  ASSERT_SPEC(conv,
+              Make(ConvolutionParams{.strides = {2, 1}, .padding = Padding::kSame}, operands));
   ASSERT_SPEC(conv2d,
               Make(Conv2DParams{.strides = {1, 2, 1, 1}, .padding = Padding::kSame}, operands));
   EXPECT_EQ(conv, conv2d);
 
   const OperandInfo one_d = Operands({2, 3, 9}, {3, 3, 6});
-  ASSERT_SPEC(conv_1d, Make(ConvolutionParams{.strides = {2}, .padding = Padding::kSame,
-                                              .data_format = "NCW"},
-                            one_d));
-  ASSERT_SPEC(conv1d, Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame,
-                                        .data_format = "NCW"},
-                           one_d));
+  ASSERT_SPEC(
+      conv_1d,
+      Make(ConvolutionParams{.strides = {2}, .padding = Padding::kSame, .data_format = "NCW"},
+           one_d));
+  ASSERT_SPEC(
+      conv1d,
+      Make(Conv1DParams{.stride = {2}, .padding = Padding::kSame, .data_format = "NCW"}, one_d));
   EXPECT_EQ(conv_1d, conv1d);
   EXPECT_THAT(conv_1d.result_shape, ElementsAre(2, 6, 5));
 }
@@ -518,8 +516,7 @@ TEST(Convolution, FilterRankOutOfRange) {
   EXPECT_TRUE(Invalid(Make(ConvolutionParams{.padding = Padding::kSame},
                            Operands({1, 2, 2, 2, 2, 1}, {1, 1, 1, 1, 1, 1})),
                       "filters must be of rank 3, 4 or 5 but was 6"));
-  EXPECT_TRUE(Invalid(Make(ConvolutionParams{.padding = Padding::kSame},
-                           Operands({1, 2}, {1, 1})),
+  EXPECT_TRUE(Invalid(Make(ConvolutionParams{.padding = Padding::kSame}, Operands({1, 2}, {1, 1})),
                       "filters must be of rank 3, 4 or 5 but was 2"));
 }
 
@@ -527,8 +524,7 @@ TEST(Convolution, FilterRankOutOfRange) {
 
 TEST(DepthwiseConv2D, GroupsEqualChannelsAndOutputIsCTimesM) {
   // ceil(5/2) = 3, pad 2*2 + 3 - 5 = 2 -> 1/1.
-  ASSERT_SPEC(spec, Make(DepthwiseConv2DParams{.strides = {1, 2, 2, 1},
-                                               .padding = Padding::kSame},
+  ASSERT_SPEC(spec, Make(DepthwiseConv2DParams{.strides = {1, 2, 2, 1}, .padding = Padding::kSame},
                          Operands({1, 5, 5, 3}, {3, 3, 3, 2})));
   EXPECT_EQ(spec.groups, 3);
   EXPECT_EQ(spec.in_channels, 3);
@@ -558,8 +554,7 @@ TEST(DepthwiseConv2D, Nchw) {
 }
 
 TEST(DepthwiseConv2D, DilationsAreTheRate) {
-  ASSERT_SPEC(spec, Make(DepthwiseConv2DParams{.padding = Padding::kValid,
-                                               .dilations = {2, 2}},
+  ASSERT_SPEC(spec, Make(DepthwiseConv2DParams{.padding = Padding::kValid, .dilations = {2, 2}},
                          Operands({1, 7, 7, 2}, {3, 3, 2, 1})));
   EXPECT_THAT(spec.dilations, ElementsAre(2, 2, 1));
   EXPECT_THAT(spec.result_shape, ElementsAre(1, 3, 3, 2));
@@ -591,8 +586,7 @@ TEST(DepthwiseConv2D, RejectsExtraBatchDims) {
 
 TEST(SeparableConv2D, PointwiseAfterDepthwise) {
   // Depthwise: (8 - 3 + 2) / 2 = 3, 3 * 2 = 6 channels; pointwise 6 -> 10.
-  ASSERT_SPEC(spec, Make(SeparableConv2DParams{.strides = {1, 2, 2, 1},
-                                               .padding = Padding::kValid},
+  ASSERT_SPEC(spec, Make(SeparableConv2DParams{.strides = {1, 2, 2, 1}, .padding = Padding::kValid},
                          SeparableOperands({2, 8, 8, 3}, {3, 3, 3, 2}, {1, 1, 6, 10})));
   EXPECT_EQ(spec.groups, 3);
   EXPECT_EQ(spec.in_channels, 3);
@@ -633,25 +627,24 @@ TEST(SeparableConv2D, Dilations) {
 
 TEST(SeparableConv2D, PointwiseErrors) {
   const SeparableConv2DParams params{.padding = Padding::kValid};
-  EXPECT_TRUE(InvalidField(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2},
-                                                          {1, 1, 4, 10})),
-                           "input depth must be evenly divisible by filter depth: 6 vs 4",
-                           "separable_conv2d.pointwise_filter.shape"));
-  EXPECT_TRUE(InvalidField(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2},
-                                                          {1, 1, 3, 5})),
-                           "output depth must be evenly divisible by number of groups: 5 vs 2",
-                           "separable_conv2d.pointwise_filter.shape"));
-  EXPECT_TRUE(Invalid(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2},
-                                                     {3, 3, 6, 10})),
+  EXPECT_TRUE(
+      InvalidField(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2}, {1, 1, 4, 10})),
+                   "input depth must be evenly divisible by filter depth: 6 vs 4",
+                   "separable_conv2d.pointwise_filter.shape"));
+  EXPECT_TRUE(
+      InvalidField(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2}, {1, 1, 3, 5})),
+                   "output depth must be evenly divisible by number of groups: 5 vs 2",
+                   "separable_conv2d.pointwise_filter.shape"));
+  EXPECT_TRUE(Invalid(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2}, {3, 3, 6, 10})),
                       "pointwise_filter must have shape [1, 1, in_channels * "
                       "channel_multiplier, out_channels] but has [3,3,6,10]"));
   EXPECT_TRUE(Invalid(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2}, {1, 1, 6})),
                       "pointwise_filter must have shape"));
-  EXPECT_TRUE(InvalidField(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2},
-                                                          {1, 1, 6, 0})),
-                           "filter must not have zero elements (i.e. all dimensions must be "
-                           "non-zero)",
-                           "separable_conv2d.pointwise_filter.shape"));
+  EXPECT_TRUE(
+      InvalidField(Make(params, SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2}, {1, 1, 6, 0})),
+                   "filter must not have zero elements (i.e. all dimensions must be "
+                   "non-zero)",
+                   "separable_conv2d.pointwise_filter.shape"));
   EXPECT_TRUE(Invalid(Make(params, Operands({1, 4, 4, 3}, {3, 3, 3, 2})),
                       "separable_conv2d needs a pointwise_filter"));
 
@@ -684,24 +677,21 @@ TEST(AtrousConv2D, DilationsEqualRateAndStrideOne) {
 TEST(AtrousConv2D, SameSpecAsDilatedConv2D) {
   const OperandInfo operands = Operands({2, 11, 9, 2}, {3, 2, 2, 4});
   ASSERT_SPEC(atrous, Make(AtrousConv2DParams{.rate = 3, .padding = Padding::kSame}, operands));
-  ASSERT_SPEC(conv2d,
-              Make(Conv2DParams{.padding = Padding::kSame, .dilations = {3}}, operands));
+  ASSERT_SPEC(conv2d, Make(Conv2DParams{.padding = Padding::kSame, .dilations = {3}}, operands));
   EXPECT_EQ(atrous, conv2d);
 
-  ASSERT_SPEC(rate_one,
-              Make(AtrousConv2DParams{.rate = 1, .padding = Padding::kValid}, operands));
+  ASSERT_SPEC(rate_one, Make(AtrousConv2DParams{.rate = 1, .padding = Padding::kValid}, operands));
   ASSERT_SPEC(plain, Make(Conv2DParams{.padding = Padding::kValid}, operands));
   EXPECT_EQ(rate_one, plain);
 }
 
 TEST(AtrousConv2D, RateBelowOne) {
   const OperandInfo operands = Operands({1, 5, 5, 1}, {3, 3, 1, 1});
-  EXPECT_TRUE(InvalidField(Make(AtrousConv2DParams{.rate = 0, .padding = Padding::kSame},
-                                operands),
+  EXPECT_TRUE(InvalidField(Make(AtrousConv2DParams{.rate = 0, .padding = Padding::kSame}, operands),
                            "rate 0 cannot be less than one", "atrous_conv2d.rate"));
-  EXPECT_TRUE(InvalidField(Make(AtrousConv2DParams{.rate = -3, .padding = Padding::kSame},
-                                operands),
-                           "rate -3 cannot be less than one", "atrous_conv2d.rate"));
+  EXPECT_TRUE(
+      InvalidField(Make(AtrousConv2DParams{.rate = -3, .padding = Padding::kSame}, operands),
+                   "rate -3 cannot be less than one", "atrous_conv2d.rate"));
 }
 
 TEST(AtrousConv2D, RejectsExplicitPaddingAndExtraBatchDims) {
@@ -786,10 +776,10 @@ TEST(ConvTranspose, Conv3DTransposeSpec) {
 
 TEST(ConvTranspose, GroupedTranspose) {
   // x channels 4, filter in-depth 2 -> 2 groups; filter out 6 -> y channels 6.
-  ASSERT_SPEC(spec, Make(ConvTransposeParams{.rank = 2,
-                                             .output_shape = {1, 3, 3, 4},
-                                             .padding = Padding::kSame},
-                         Operands({1, 3, 3, 6}, {1, 1, 2, 6})));
+  ASSERT_SPEC(
+      spec,
+      Make(ConvTransposeParams{.rank = 2, .output_shape = {1, 3, 3, 4}, .padding = Padding::kSame},
+           Operands({1, 3, 3, 6}, {1, 1, 2, 6})));
   EXPECT_EQ(spec.groups, 2);
   EXPECT_EQ(spec.in_channels, 4);
   EXPECT_EQ(spec.out_channels, 6);
@@ -809,13 +799,13 @@ TEST(ConvTranspose, EmptyBatch) {
 
 TEST(OutputCap, DefaultLimit) {
   // 1000 * 1000 * 300 = 3e8 > 2^28.
-  EXPECT_TRUE(FailsWith(Make(Conv2DParams{.padding = Padding::kSame},
-                             Operands({1, 1000, 1000, 1}, {1, 1, 1, 300})),
-                        absl::StatusCode::kResourceExhausted, "The result would have 300000000"));
+  EXPECT_TRUE(FailsWith(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 1000, 1000, 1}, {1, 1, 1, 300})),
+      absl::StatusCode::kResourceExhausted, "The result would have 300000000"));
   // 1000 * 1000 * 268 is under the limit.
-  EXPECT_TRUE(Make(Conv2DParams{.padding = Padding::kSame},
-                   Operands({1, 1000, 1000, 1}, {1, 1, 1, 268}))
-                  .ok());
+  EXPECT_TRUE(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 1000, 1000, 1}, {1, 1, 1, 268}))
+          .ok());
 }
 
 TEST(OutputCap, ExactlyAtTheLimitIsAllowed) {
@@ -828,12 +818,12 @@ TEST(OutputCap, ExactlyAtTheLimitIsAllowed) {
 }
 
 TEST(OutputCap, AppliesToTransposedResult) {
-  EXPECT_TRUE(FailsWith(Make(ConvTransposeParams{.rank = 2,
-                                                 .output_shape = {1, 6, 6, 2},
-                                                 .strides = {2},
-                                                 .padding = Padding::kSame},
-                             Operands({1, 3, 3, 4}, {3, 3, 2, 4}), 71),
-                        absl::StatusCode::kResourceExhausted, "The result would have 72"));
+  EXPECT_TRUE(FailsWith(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {1, 6, 6, 2}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 4}), 71),
+      absl::StatusCode::kResourceExhausted, "The result would have 72"));
 }
 
 TEST(OutputCap, AppliesToSeparableIntermediate) {
@@ -848,29 +838,27 @@ TEST(OutputCap, AppliesToSeparableIntermediate) {
 TEST(OutputCap, HugeShapesAreRejectedWithoutOverflow) {
   // The input is a valid shape (2^62 elements), the result overflows int64.
   const int64_t big = int64_t{1} << 31;
-  absl::StatusOr<ConvSpec> overflow = Make(Conv2DParams{.padding = Padding::kValid},
-                                           Operands({1, big, big, 1}, {1, 1, 1, 4}));
+  absl::StatusOr<ConvSpec> overflow =
+      Make(Conv2DParams{.padding = Padding::kValid}, Operands({1, big, big, 1}, {1, 1, 1, 4}));
   ASSERT_FALSE(overflow.ok());
   EXPECT_TRUE(overflow.status().code() == absl::StatusCode::kInvalidArgument ||
               overflow.status().code() == absl::StatusCode::kResourceExhausted)
       << overflow.status();
 
-  EXPECT_TRUE(Invalid(Make(Conv2DParams{.padding = Padding::kValid},
-                           Operands({kMax, kMax, 1, 1}, {1, 1, 1, 1})),
-                      "Shape [9223372036854775807,9223372036854775807,1,1] has too many"));
-  EXPECT_TRUE(FailsWith(Make(Conv2DParams{.padding = Padding::kValid},
-                             Operands({1, 1, 1, 1}, {1, 1, 1, kMax})),
-                        absl::StatusCode::kResourceExhausted,
-                        "The result would have 9223372036854775807 elements"));
-  EXPECT_TRUE(FailsWith(Make(Conv2DParams{.padding = Padding::kSame},
-                             Operands({1, kMax, 1, 1}, {3, 1, 1, 1})),
-                        absl::StatusCode::kResourceExhausted, "The result would have"));
+  EXPECT_TRUE(Invalid(
+      Make(Conv2DParams{.padding = Padding::kValid}, Operands({kMax, kMax, 1, 1}, {1, 1, 1, 1})),
+      "Shape [9223372036854775807,9223372036854775807,1,1] has too many"));
+  EXPECT_TRUE(FailsWith(
+      Make(Conv2DParams{.padding = Padding::kValid}, Operands({1, 1, 1, 1}, {1, 1, 1, kMax})),
+      absl::StatusCode::kResourceExhausted, "The result would have 9223372036854775807 elements"));
+  EXPECT_TRUE(FailsWith(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, kMax, 1, 1}, {3, 1, 1, 1})),
+      absl::StatusCode::kResourceExhausted, "The result would have"));
   EXPECT_TRUE(Invalid(Make(Conv2DParams{.padding = Padding::kValid, .dilations = {kMax}},
                            Operands({1, 5, 5, 1}, {2, 2, 1, 1})),
                       ""));
-  EXPECT_TRUE(Invalid(Make(Conv2DParams{.padding = Padding::kSame},
-                           Operands({1, -5, 5, 1}, {2, 2, 1, 1})),
-                      ""));
+  EXPECT_TRUE(Invalid(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, -5, 5, 1}, {2, 2, 1, 1})), ""));
 }
 
 // ================================================================ bias and activation
@@ -894,21 +882,18 @@ TEST(Epilogue, BiasLengthIsTheResultChannelCount) {
                   .ok());
   // Separable: the pointwise output channels.
   OperandInfo separable = SeparableOperands({1, 4, 4, 3}, {3, 3, 3, 2}, {1, 1, 6, 10});
-  EXPECT_TRUE(Make(SeparableConv2DParams{.padding = Padding::kSame}, WithBias(separable, {10}))
-                  .ok());
-  EXPECT_TRUE(Invalid(Make(SeparableConv2DParams{.padding = Padding::kSame},
-                           WithBias(separable, {6})),
-                      "Must provide as many biases as the channel dimension"));
-  // Transposed: the channels of output_shape.
-  const ConvTransposeParams transpose{.rank = 2,
-                                      .output_shape = {1, 6, 6, 2},
-                                      .strides = {2},
-                                      .padding = Padding::kSame};
-  EXPECT_TRUE(Make(transpose, WithBias(Operands({1, 3, 3, 4}, {3, 3, 2, 4}), {2})).ok());
   EXPECT_TRUE(
-      Invalid(Make(transpose, WithBias(Operands({1, 3, 3, 4}, {3, 3, 2, 4}), {4})),
-              "Must provide as many biases as the channel dimension of the output tensor: "
-              "[4] vs. [1,6,6,2]"));
+      Make(SeparableConv2DParams{.padding = Padding::kSame}, WithBias(separable, {10})).ok());
+  EXPECT_TRUE(
+      Invalid(Make(SeparableConv2DParams{.padding = Padding::kSame}, WithBias(separable, {6})),
+              "Must provide as many biases as the channel dimension"));
+  // Transposed: the channels of output_shape.
+  const ConvTransposeParams transpose{
+      .rank = 2, .output_shape = {1, 6, 6, 2}, .strides = {2}, .padding = Padding::kSame};
+  EXPECT_TRUE(Make(transpose, WithBias(Operands({1, 3, 3, 4}, {3, 3, 2, 4}), {2})).ok());
+  EXPECT_TRUE(Invalid(Make(transpose, WithBias(Operands({1, 3, 3, 4}, {3, 3, 2, 4}), {4})),
+                      "Must provide as many biases as the channel dimension of the output tensor: "
+                      "[4] vs. [1,6,6,2]"));
 }
 
 TEST(Epilogue, BiasErrors) {
@@ -919,8 +904,8 @@ TEST(Epilogue, BiasErrors) {
       "Must provide as many biases as the channel dimension of the output tensor: [5] vs. "
       "[1,3,3,8]",
       "conv2d.bias.shape"));
-  EXPECT_TRUE(InvalidField(Make(params, WithBias(operands, {1, 8})),
-                           "Biases must be 1D: [1,8]", "conv2d.bias.shape"));
+  EXPECT_TRUE(InvalidField(Make(params, WithBias(operands, {1, 8})), "Biases must be 1D: [1,8]",
+                           "conv2d.bias.shape"));
   EXPECT_TRUE(InvalidField(Make(params, WithBias(operands, {8}, DataType::kFloat64)),
                            "cannot compute BiasAdd as input #1(zero-based) was expected to be a "
                            "float tensor but is a double tensor",
@@ -933,8 +918,8 @@ TEST(Epilogue, Int32Activations) {
   for (Activation ok : {Activation::kNone, Activation::kRelu, Activation::kRelu6}) {
     EXPECT_TRUE(Make(params, WithActivation(operands, ok)).ok());
   }
-  for (Activation bad : {Activation::kElu, Activation::kLeakyRelu, Activation::kSigmoid,
-                         Activation::kTanh}) {
+  for (Activation bad :
+       {Activation::kElu, Activation::kLeakyRelu, Activation::kSigmoid, Activation::kTanh}) {
     EXPECT_TRUE(InvalidField(Make(params, WithActivation(operands, bad)),
                              "Value for attr 'T' of int32 is not in the list of allowed "
                              "values: half, bfloat16, float, double",
@@ -953,9 +938,9 @@ TEST(ConvSpecResultElements, ProductOfResultShape) {
   EXPECT_EQ(forward.ResultElements(), forward.OutputElements());
 
   // Separable: the pointwise result, not the depthwise y.
-  ASSERT_SPEC(separable, Make(SeparableConv2DParams{.strides = {1, 2, 2, 1},
-                                                    .padding = Padding::kValid},
-                              SeparableOperands({2, 8, 8, 3}, {3, 3, 3, 2}, {1, 1, 6, 10})));
+  ASSERT_SPEC(separable,
+              Make(SeparableConv2DParams{.strides = {1, 2, 2, 1}, .padding = Padding::kValid},
+                   SeparableOperands({2, 8, 8, 3}, {3, 3, 3, 2}, {1, 1, 6, 10})));
   EXPECT_EQ(separable.ResultElements(), 2 * 3 * 3 * 10);
   EXPECT_EQ(separable.OutputElements(), 2 * 3 * 3 * 6);
 
@@ -975,8 +960,8 @@ TEST(ConvSpecResultElements, ProductOfResultShape) {
 }
 
 TEST(ConvSpecResultElements, EmptyResult) {
-  ASSERT_SPEC(empty_batch, Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({0, 5, 5, 3}, {3, 3, 3, 8})));
+  ASSERT_SPEC(empty_batch,
+              Make(Conv2DParams{.padding = Padding::kSame}, Operands({0, 5, 5, 3}, {3, 3, 3, 8})));
   EXPECT_EQ(empty_batch.ResultElements(), 0);
   ASSERT_SPEC(empty_spatial, Make(Conv2DParams{.padding = Padding::kValid},
                                   Operands({1, 20, 20, 1}, {21, 1, 1, 1})));
@@ -990,10 +975,8 @@ TEST(ConvSpecResultElements, EmptyResult) {
 TEST(ConvSpecHash, EqualSpecsHashEqual) {
   const OperandInfo operands = Operands({2, 9, 9, 3}, {3, 3, 3, 6});
   ASSERT_SPEC(a, Make(Conv2DParams{.strides = {2}, .padding = Padding::kSame}, operands));
-  ASSERT_SPEC(b, Make(Conv2DParams{.strides = {1, 2, 2, 1}, .padding = Padding::kSame},
-                      operands));
-  ASSERT_SPEC(c, Make(ConvolutionParams{.strides = {2, 2}, .padding = Padding::kSame},
-                      operands));
+  ASSERT_SPEC(b, Make(Conv2DParams{.strides = {1, 2, 2, 1}, .padding = Padding::kSame}, operands));
+  ASSERT_SPEC(c, Make(ConvolutionParams{.strides = {2, 2}, .padding = Padding::kSame}, operands));
   EXPECT_EQ(a, b);
   EXPECT_EQ(a, c);
   EXPECT_EQ(absl::Hash<ConvSpec>{}(a), absl::Hash<ConvSpec>{}(b));
@@ -1024,8 +1007,8 @@ TEST(ConvSpecHash, DifferentSpecsDiffer) {
   ASSERT_EQ(specs.size(), 12u);
   for (size_t i = 0; i < specs.size(); ++i) {
     for (size_t j = i + 1; j < specs.size(); ++j) {
-      SCOPED_TRACE(testing::Message() << specs[i].DebugString() << " vs "
-                                      << specs[j].DebugString());
+      SCOPED_TRACE(testing::Message()
+                   << specs[i].DebugString() << " vs " << specs[j].DebugString());
       EXPECT_FALSE(specs[i] == specs[j]);
       EXPECT_NE(absl::Hash<ConvSpec>{}(specs[i]), absl::Hash<ConvSpec>{}(specs[j]));
     }
@@ -1040,24 +1023,23 @@ TEST(Section4Errors, StridesOnBatchOrChannel) {
       "Current implementation does not yet support strides in the batch and depth "
       "dimensions.";
   const OperandInfo nhwc = Operands({1, 5, 5, 1}, {3, 3, 1, 1});
-  EXPECT_TRUE(InvalidField(
-      Make(Conv2DParams{.strides = {2, 1, 1, 1}, .padding = Padding::kSame}, nhwc), message,
-      "conv2d.strides"));
-  EXPECT_TRUE(InvalidField(
-      Make(Conv2DParams{.strides = {1, 1, 1, 2}, .padding = Padding::kSame}, nhwc), message,
-      "conv2d.strides"));
+  EXPECT_TRUE(
+      InvalidField(Make(Conv2DParams{.strides = {2, 1, 1, 1}, .padding = Padding::kSame}, nhwc),
+                   message, "conv2d.strides"));
+  EXPECT_TRUE(
+      InvalidField(Make(Conv2DParams{.strides = {1, 1, 1, 2}, .padding = Padding::kSame}, nhwc),
+                   message, "conv2d.strides"));
   // NCHW: the channel is position 1, so [1, 1, 1, 2] is a W stride but [1, 2, 1, 1] is not.
   const OperandInfo nchw = Operands({1, 1, 5, 5}, {3, 3, 1, 1});
-  EXPECT_TRUE(Make(Conv2DParams{.strides = {1, 1, 1, 2}, .padding = Padding::kSame,
-                                .data_format = "NCHW"},
-                   nchw)
-                  .ok());
-  EXPECT_TRUE(Invalid(Make(Conv2DParams{.strides = {1, 2, 1, 1}, .padding = Padding::kSame,
-                                        .data_format = "NCHW"},
-                           nchw),
-                      message));
-  EXPECT_TRUE(InvalidField(Make(Conv3DParams{.strides = {1, 1, 1, 1, 2},
-                                             .padding = Padding::kSame},
+  EXPECT_TRUE(
+      Make(Conv2DParams{.strides = {1, 1, 1, 2}, .padding = Padding::kSame, .data_format = "NCHW"},
+           nchw)
+          .ok());
+  EXPECT_TRUE(Invalid(
+      Make(Conv2DParams{.strides = {1, 2, 1, 1}, .padding = Padding::kSame, .data_format = "NCHW"},
+           nchw),
+      message));
+  EXPECT_TRUE(InvalidField(Make(Conv3DParams{.strides = {1, 1, 1, 1, 2}, .padding = Padding::kSame},
                                 Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
                            message, "conv3d.strides"));
   EXPECT_TRUE(InvalidField(Make(Conv1DParams{.stride = {1, 1, 2}, .padding = Padding::kSame},
@@ -1075,34 +1057,30 @@ TEST(Section4Errors, DilationsOnBatchOrChannel) {
   const std::string message =
       "Current implementation does not yet support dilations in the batch and depth "
       "dimensions.";
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame,
-                                             .dilations = {1, 1, 1, 2}},
+  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame, .dilations = {1, 1, 1, 2}},
                                 Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
                            message, "conv2d.dilations"));
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame,
-                                             .data_format = "NCHW",
-                                             .dilations = {1, 2, 1, 1}},
-                                Operands({1, 1, 5, 5}, {3, 3, 1, 1})),
-                           message, "conv2d.dilations"));
-  EXPECT_TRUE(InvalidField(Make(DepthwiseConv2DParams{.padding = Padding::kSame,
-                                                      .dilations = {2, 1, 1, 1}},
-                                Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                           message, "depthwise_conv2d.dilations"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          Conv2DParams{.padding = Padding::kSame, .data_format = "NCHW", .dilations = {1, 2, 1, 1}},
+          Operands({1, 1, 5, 5}, {3, 3, 1, 1})),
+      message, "conv2d.dilations"));
+  EXPECT_TRUE(
+      InvalidField(Make(DepthwiseConv2DParams{.padding = Padding::kSame, .dilations = {2, 1, 1, 1}},
+                        Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
+                   message, "depthwise_conv2d.dilations"));
 }
 
 TEST(Section4Errors, StrideBelowOne) {
   EXPECT_TRUE(InvalidField(Make(Conv2DParams{.strides = {0}, .padding = Padding::kSame},
                                 Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                           "Row and column strides should be larger than 0.",
-                           "conv2d.strides"));
+                           "Row and column strides should be larger than 0.", "conv2d.strides"));
   EXPECT_TRUE(InvalidField(Make(Conv2DParams{.strides = {1, -1}, .padding = Padding::kSame},
                                 Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                           "Row and column strides should be larger than 0.",
-                           "conv2d.strides"));
-  EXPECT_TRUE(InvalidField(Make(Conv1DParams{.stride = {0}, .padding = Padding::kSame},
-                                Operands({1, 5, 1}, {3, 1, 1})),
-                           "Row and column strides should be larger than 0.",
-                           "conv1d.stride"));
+                           "Row and column strides should be larger than 0.", "conv2d.strides"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv1DParams{.stride = {0}, .padding = Padding::kSame}, Operands({1, 5, 1}, {3, 1, 1})),
+      "Row and column strides should be larger than 0.", "conv1d.stride"));
   EXPECT_TRUE(InvalidField(Make(Conv3DParams{.strides = {1, 0, 1}, .padding = Padding::kSame},
                                 Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
                            "Spatial strides should be larger than 0.", "conv3d.strides"));
@@ -1122,21 +1100,18 @@ TEST(Section4Errors, DilationBelowOne) {
 
 TEST(Section4Errors, StridesWithDilations) {
   const std::string message = "strides > 1 not supported in conjunction with dilation_rate > 1";
-  EXPECT_TRUE(InvalidField(Make(ConvolutionParams{.strides = {2, 1},
-                                                  .padding = Padding::kSame,
-                                                  .dilations = {1, 2}},
-                                Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                           message, "convolution.strides"));
-  EXPECT_TRUE(InvalidField(Make(DepthwiseConv2DParams{.strides = {2},
-                                                      .padding = Padding::kSame,
-                                                      .dilations = {2}},
-                                Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                           message, "depthwise_conv2d.strides"));
-  EXPECT_TRUE(InvalidField(Make(SeparableConv2DParams{.strides = {2},
-                                                      .padding = Padding::kSame,
-                                                      .dilations = {2}},
-                                SeparableOperands({1, 5, 5, 1}, {3, 3, 1, 1}, {1, 1, 1, 1})),
-                           message, "separable_conv2d.strides"));
+  EXPECT_TRUE(InvalidField(
+      Make(ConvolutionParams{.strides = {2, 1}, .padding = Padding::kSame, .dilations = {1, 2}},
+           Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
+      message, "convolution.strides"));
+  EXPECT_TRUE(InvalidField(
+      Make(DepthwiseConv2DParams{.strides = {2}, .padding = Padding::kSame, .dilations = {2}},
+           Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
+      message, "depthwise_conv2d.strides"));
+  EXPECT_TRUE(InvalidField(
+      Make(SeparableConv2DParams{.strides = {2}, .padding = Padding::kSame, .dilations = {2}},
+           SeparableOperands({1, 5, 5, 1}, {3, 3, 1, 1}, {1, 1, 1, 1})),
+      message, "separable_conv2d.strides"));
 }
 
 TEST(Section4Errors, ListLength) {
@@ -1153,78 +1128,68 @@ TEST(Section4Errors, ListLength) {
 }
 
 TEST(Section4Errors, InputRank) {
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({5, 5, 3}, {3, 3, 3, 8})),
-                           "convolution input must be 4-dimensional: [5,5,3]",
-                           "conv2d.input.shape"));
-  EXPECT_TRUE(InvalidField(Make(Conv3DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 3}, {1, 1, 1, 3, 8})),
-                           "convolution input must be 5-dimensional: [1,5,5,3]",
-                           "conv3d.input.shape"));
-  EXPECT_TRUE(InvalidField(Make(Conv1DParams{.padding = Padding::kSame},
-                                Operands({5, 3}, {1, 3, 8})),
-                           "convolution input must be 3-dimensional: [5,3]",
-                           "conv1d.input.shape"));
+  EXPECT_TRUE(
+      InvalidField(Make(Conv2DParams{.padding = Padding::kSame}, Operands({5, 5, 3}, {3, 3, 3, 8})),
+                   "convolution input must be 4-dimensional: [5,5,3]", "conv2d.input.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv3DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 3}, {1, 1, 1, 3, 8})),
+      "convolution input must be 5-dimensional: [1,5,5,3]", "conv3d.input.shape"));
+  EXPECT_TRUE(
+      InvalidField(Make(Conv1DParams{.padding = Padding::kSame}, Operands({5, 3}, {1, 3, 8})),
+                   "convolution input must be 3-dimensional: [5,3]", "conv1d.input.shape"));
 }
 
 TEST(Section4Errors, FilterRank) {
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 3}, {3, 3, 3})),
-                           "convolution filter must be 4-dimensional: [3,3,3]",
-                           "conv2d.filter.shape"));
-  EXPECT_TRUE(InvalidField(Make(Conv3DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 5, 3}, {3, 3, 3, 8})),
-                           "convolution filter must be 5-dimensional: [3,3,3,8]",
-                           "conv3d.filter.shape"));
+  EXPECT_TRUE(
+      InvalidField(Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 3}, {3, 3, 3})),
+                   "convolution filter must be 4-dimensional: [3,3,3]", "conv2d.filter.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv3DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 5, 3}, {3, 3, 3, 8})),
+      "convolution filter must be 5-dimensional: [3,3,3,8]", "conv3d.filter.shape"));
 }
 
 TEST(Section4Errors, FilterWithZeroDimension) {
   const std::string message =
       "filter must not have zero elements (i.e. all dimensions must be non-zero)";
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 3}, {3, 0, 3, 8})),
-                           message, "conv2d.filter.shape"));
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 3}, {3, 3, 3, 0})),
-                           message, "conv2d.filter.shape"));
-  EXPECT_TRUE(Invalid(Make(DepthwiseConv2DParams{.padding = Padding::kSame},
-                           Operands({1, 5, 5, 3}, {3, 3, 3, 0})),
-                      message));
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {1, 5, 5, 1},
-                                               .padding = Padding::kSame},
-                           Operands({1, 5, 5, 1}, {0, 3, 1, 1})),
-                      message));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 3}, {3, 0, 3, 8})), message,
+      "conv2d.filter.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 3}, {3, 3, 3, 0})), message,
+      "conv2d.filter.shape"));
+  EXPECT_TRUE(Invalid(
+      Make(DepthwiseConv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 3}, {3, 3, 3, 0})),
+      message));
+  EXPECT_TRUE(Invalid(
+      Make(ConvTransposeParams{.rank = 2, .output_shape = {1, 5, 5, 1}, .padding = Padding::kSame},
+           Operands({1, 5, 5, 1}, {0, 3, 1, 1})),
+      message));
 }
 
 TEST(Section4Errors, InputDepthNotMultipleOfFilterDepth) {
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 5}, {3, 3, 2, 8})),
-                           "input depth must be evenly divisible by filter depth: 5 vs 2",
-                           "conv2d.filter.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 5}, {3, 3, 2, 8})),
+      "input depth must be evenly divisible by filter depth: 5 vs 2", "conv2d.filter.shape"));
   EXPECT_TRUE(Invalid(Make(Conv2DParams{.padding = Padding::kSame, .data_format = "NCHW"},
                            Operands({1, 3, 5, 5}, {3, 3, 4, 8})),
                       "input depth must be evenly divisible by filter depth: 3 vs 4"));
-  EXPECT_TRUE(Invalid(Make(Conv3DParams{.padding = Padding::kSame},
-                           Operands({1, 2, 2, 2, 3}, {1, 1, 1, 2, 2})),
-                      "input depth must be evenly divisible by filter depth: 3 vs 2"));
+  EXPECT_TRUE(Invalid(
+      Make(Conv3DParams{.padding = Padding::kSame}, Operands({1, 2, 2, 2, 3}, {1, 1, 1, 2, 2})),
+      "input depth must be evenly divisible by filter depth: 3 vs 2"));
 }
 
 TEST(Section4Errors, OutputDepthNotMultipleOfGroups) {
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 6}, {3, 3, 2, 4})),
-                           "output depth must be evenly divisible by number of groups: 4 vs 3",
-                           "conv2d.filter.shape"));
-  EXPECT_TRUE(Invalid(Make(Conv1DParams{.padding = Padding::kSame},
-                           Operands({1, 5, 4}, {1, 1, 6})),
+  EXPECT_TRUE(InvalidField(
+      Make(Conv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 6}, {3, 3, 2, 4})),
+      "output depth must be evenly divisible by number of groups: 4 vs 3", "conv2d.filter.shape"));
+  EXPECT_TRUE(Invalid(Make(Conv1DParams{.padding = Padding::kSame}, Operands({1, 5, 4}, {1, 1, 6})),
                       "output depth must be evenly divisible by number of groups: 6 vs 4"));
 }
 
 TEST(Section4Errors, DepthwiseDepthMismatch) {
-  EXPECT_TRUE(InvalidField(Make(DepthwiseConv2DParams{.padding = Padding::kSame},
-                                Operands({1, 5, 5, 3}, {3, 3, 4, 2})),
-                           "input and filter must have the same depth: 3 vs 4",
-                           "depthwise_conv2d.filter.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(DepthwiseConv2DParams{.padding = Padding::kSame}, Operands({1, 5, 5, 3}, {3, 3, 4, 2})),
+      "input and filter must have the same depth: 3 vs 4", "depthwise_conv2d.filter.shape"));
   EXPECT_TRUE(Invalid(Make(SeparableConv2DParams{.padding = Padding::kSame},
                            SeparableOperands({1, 5, 5, 3}, {3, 3, 1, 2}, {1, 1, 2, 4})),
                       "input and filter must have the same depth: 3 vs 1"));
@@ -1234,25 +1199,23 @@ TEST(Section4Errors, DepthwiseUnequalStrides) {
   const std::string message =
       "Current implementation only supports equal length strides in the row and column "
       "dimensions.";
-  EXPECT_TRUE(InvalidField(Make(DepthwiseConv2DParams{.strides = {1, 1, 2, 1},
-                                                      .padding = Padding::kSame},
-                                Operands({1, 5, 5, 3}, {3, 3, 3, 2})),
-                           message, "depthwise_conv2d.strides"));
-  EXPECT_TRUE(InvalidField(Make(SeparableConv2DParams{.strides = {2, 1},
-                                                      .padding = Padding::kSame},
+  EXPECT_TRUE(
+      InvalidField(Make(DepthwiseConv2DParams{.strides = {1, 1, 2, 1}, .padding = Padding::kSame},
+                        Operands({1, 5, 5, 3}, {3, 3, 3, 2})),
+                   message, "depthwise_conv2d.strides"));
+  EXPECT_TRUE(InvalidField(Make(SeparableConv2DParams{.strides = {2, 1}, .padding = Padding::kSame},
                                 SeparableOperands({1, 5, 5, 3}, {3, 3, 3, 1}, {1, 1, 3, 3})),
                            message, "separable_conv2d.strides"));
 }
 
 TEST(Section4Errors, ExplicitPaddingsWrongCount) {
-  EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kExplicit,
-                                             .explicit_paddings = {1, 1, 1, 1}},
-                                Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                           "explicit_paddings attribute must contain 8 values, but got: 4",
-                           "conv2d.explicit_paddings"));
-  EXPECT_TRUE(Invalid(Make(Conv2DParams{.padding = Padding::kExplicit},
-                           Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                      "explicit_paddings attribute must contain 8 values, but got: 0"));
+  EXPECT_TRUE(InvalidField(
+      Make(Conv2DParams{.padding = Padding::kExplicit, .explicit_paddings = {1, 1, 1, 1}},
+           Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
+      "explicit_paddings attribute must contain 8 values, but got: 4", "conv2d.explicit_paddings"));
+  EXPECT_TRUE(Invalid(
+      Make(Conv2DParams{.padding = Padding::kExplicit}, Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
+      "explicit_paddings attribute must contain 8 values, but got: 0"));
   EXPECT_TRUE(Invalid(Make(ConvolutionParams{.padding = Padding::kExplicit,
                                              .explicit_paddings = {0, 0, 1, 1, 1, 1, 0, 0}},
                            Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
@@ -1294,10 +1257,10 @@ TEST(Section4Errors, ExplicitPaddingsWithoutExplicit) {
   const std::string message =
       "explicit_paddings attribute must be empty if the padding attribute is not EXPLICIT";
   for (Padding padding : {Padding::kSame, Padding::kValid}) {
-    EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = padding,
-                                               .explicit_paddings = {0, 0, 1, 1, 1, 1, 0, 0}},
-                                  Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
-                             message, "conv2d.explicit_paddings"));
+    EXPECT_TRUE(InvalidField(
+        Make(Conv2DParams{.padding = padding, .explicit_paddings = {0, 0, 1, 1, 1, 1, 0, 0}},
+             Operands({1, 5, 5, 1}, {3, 3, 1, 1})),
+        message, "conv2d.explicit_paddings"));
   }
 }
 
@@ -1333,8 +1296,8 @@ TEST(Section4Errors, FilterDtypeDiffersFromInput) {
       "a double tensor";
   EXPECT_TRUE(InvalidField(Make(Conv2DParams{.padding = Padding::kSame}, operands), message,
                            "conv2d.filter"));
-  EXPECT_TRUE(Invalid(Make(AtrousConv2DParams{.rate = 2, .padding = Padding::kSame}, operands),
-                      message));
+  EXPECT_TRUE(
+      Invalid(Make(AtrousConv2DParams{.rate = 2, .padding = Padding::kSame}, operands), message));
 
   OperandInfo half = Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1}, DataType::kFloat16);
   half.filter.dtype = DataType::kBFloat16;
@@ -1345,12 +1308,11 @@ TEST(Section4Errors, FilterDtypeDiffersFromInput) {
                       "cannot compute DepthwiseConv2dNative as input #1(zero-based) was "
                       "expected to be a float tensor but is a double tensor"));
   // The transposed ops name out_backprop (#2), checked against the filter's type.
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {1, 5, 5, 1},
-                                               .padding = Padding::kSame},
-                           operands),
-                      "cannot compute Conv2DBackpropInput as input #2(zero-based) was expected "
-                      "to be a double tensor but is a float tensor"));
+  EXPECT_TRUE(Invalid(
+      Make(ConvTransposeParams{.rank = 2, .output_shape = {1, 5, 5, 1}, .padding = Padding::kSame},
+           operands),
+      "cannot compute Conv2DBackpropInput as input #2(zero-based) was expected "
+      "to be a double tensor but is a float tensor"));
 }
 
 TEST(Section4Errors, AtrousRateBelowOne) {

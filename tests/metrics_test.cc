@@ -156,12 +156,14 @@ TEST(MetricsTest, CountsRequestsByOpDtypeAndCode) {
   metrics.RecordConv("depthwise_conv2d", "bfloat16", "OK", 0, 0, 0, 0, 0);
   const std::string text = metrics.Render();
   CheckExposition(text);
-  EXPECT_THAT(text, HasSubstr(
-      "# TYPE convserve_requests_total counter\n"
-      "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"INVALID_ARGUMENT\"} 1\n"
-      "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"OK\"} 2\n"
-      "convserve_requests_total{op=\"conv2d\",dtype=\"half\",code=\"OK\"} 1\n"
-      "convserve_requests_total{op=\"depthwise_conv2d\",dtype=\"bfloat16\",code=\"OK\"} 1\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "# TYPE convserve_requests_total counter\n"
+          "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"INVALID_ARGUMENT\"} 1\n"
+          "convserve_requests_total{op=\"conv2d\",dtype=\"float\",code=\"OK\"} 2\n"
+          "convserve_requests_total{op=\"conv2d\",dtype=\"half\",code=\"OK\"} 1\n"
+          "convserve_requests_total{op=\"depthwise_conv2d\",dtype=\"bfloat16\",code=\"OK\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("\nconvserve_bytes_received_total 16\n"));
   EXPECT_THAT(text, HasSubstr("\nconvserve_bytes_sent_total 22\n"));
 }
@@ -174,32 +176,31 @@ TEST(MetricsTest, HistogramBucketsAreCumulativeWithInclusiveBounds) {
   metrics.RecordConv("conv2d", "float", "OK", 120, 0.5, 0.75, 0, 0);
   const std::string text = metrics.Render();
   CheckExposition(text);
-  EXPECT_THAT(text, HasSubstr(
-      "# TYPE convserve_queue_seconds histogram\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"1e-05\"} 0\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"2.5e-05\"} 0\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"5e-05\"} 0\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.0001\"} 0\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.00025\"} 0\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.0005\"} 0\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.001\"} 1\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.0025\"} 1\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.005\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.01\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.025\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.05\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.1\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.25\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.5\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"1\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"2.5\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"5\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"10\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"30\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"60\"} 2\n"
-      "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"+Inf\"} 3\n"
-      "convserve_queue_seconds_sum{op=\"conv2d\"} 120.004\n"
-      "convserve_queue_seconds_count{op=\"conv2d\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE convserve_queue_seconds histogram\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"1e-05\"} 0\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"2.5e-05\"} 0\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"5e-05\"} 0\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.0001\"} 0\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.00025\"} 0\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.0005\"} 0\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.001\"} 1\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.0025\"} 1\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.005\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.01\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.025\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.05\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.1\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.25\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"0.5\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"1\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"2.5\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"5\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"10\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"30\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"60\"} 2\n"
+                              "convserve_queue_seconds_bucket{op=\"conv2d\",le=\"+Inf\"} 3\n"
+                              "convserve_queue_seconds_sum{op=\"conv2d\"} 120.004\n"
+                              "convserve_queue_seconds_count{op=\"conv2d\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("convserve_compute_seconds_bucket{op=\"conv2d\",le=\"0.25\"} 0\n"
                               "convserve_compute_seconds_bucket{op=\"conv2d\",le=\"0.5\"} 3\n"));
   EXPECT_THAT(text, HasSubstr("convserve_compute_seconds_sum{op=\"conv2d\"} 1.5\n"));
@@ -324,8 +325,8 @@ TEST(MetricsTest, ConcurrentRecordsTotalExactly) {
     threads.emplace_back([&metrics, t] {
       const std::string op = t % 2 == 0 ? "conv2d" : "conv3d";
       for (int i = 0; i < kPerThread; ++i) {
-        metrics.RecordConv(op, "float", i % 4 == 0 ? "INVALID_ARGUMENT" : "OK", 0.001, 0.002,
-                           0.25, 3, 5);
+        metrics.RecordConv(op, "float", i % 4 == 0 ? "INVALID_ARGUMENT" : "OK", 0.001, 0.002, 0.25,
+                           3, 5);
       }
     });
   }
@@ -347,9 +348,9 @@ TEST(MetricsTest, ConcurrentRecordsTotalExactly) {
               2 * kPerThread);
     EXPECT_EQ(Sample(text, absl::StrCat("convserve_request_seconds_sum", op_label, "}")),
               2 * kPerThread * 0.25);
-    EXPECT_EQ(Sample(text, absl::StrCat("convserve_compute_seconds_bucket", op_label,
-                                        ",le=\"0.0025\"}")),
-              2 * kPerThread);
+    EXPECT_EQ(
+        Sample(text, absl::StrCat("convserve_compute_seconds_bucket", op_label, ",le=\"0.0025\"}")),
+        2 * kPerThread);
   }
   EXPECT_EQ(Sample(text, "convserve_bytes_received_total"), kThreads * kPerThread * 3);
   EXPECT_EQ(Sample(text, "convserve_bytes_sent_total"), kThreads * kPerThread * 5);
@@ -370,8 +371,7 @@ TEST(MetricsHttpServerTest, ServesMetricsAndNotFoundElsewhere) {
   auto response = client.Get("/metrics");
   ASSERT_TRUE(response) << httplib::to_string(response.error());
   EXPECT_EQ(response->status, 200);
-  EXPECT_EQ(response->get_header_value("Content-Type"),
-            "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(response->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_EQ(response->body, metrics.Render());
   EXPECT_THAT(response->body, HasSubstr("\nconvserve_in_flight 2\n"));
   CheckExposition(response->body);
@@ -424,8 +424,7 @@ TEST(MetricsHttpServerTest, AddressInUseIsUnavailable) {
   Metrics metrics;
   auto first = MetricsHttpServer::Start("127.0.0.1:0", &metrics);
   ASSERT_TRUE(first.ok()) << first.status();
-  auto second =
-      MetricsHttpServer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), &metrics);
+  auto second = MetricsHttpServer::Start(absl::StrCat("127.0.0.1:", (*first)->port()), &metrics);
   ASSERT_FALSE(second.ok());
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable) << second.status();
 
@@ -438,8 +437,8 @@ TEST(MetricsHttpServerTest, AddressInUseIsUnavailable) {
 
 TEST(MetricsHttpServerTest, MalformedAddressIsInvalidArgument) {
   Metrics metrics;
-  for (const char* address : {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000",
-                              "127.0.0.1:-1"}) {
+  for (const char* address :
+       {"127.0.0.1", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:-1"}) {
     auto server = MetricsHttpServer::Start(address, &metrics);
     ASSERT_FALSE(server.ok()) << address;
     EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument) << address;

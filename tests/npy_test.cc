@@ -33,7 +33,9 @@ TEST(Npy, ParsesWhatNumpyWrites) {
   EXPECT_THAT(values, ElementsAre(1, 2, 3));
 }
 
-TEST(Npy, SerializesExactlyAsNumpyDoes) { EXPECT_EQ(SerializeNpy(*ParseNpy(NumpyBytes())), NumpyBytes()); }
+TEST(Npy, SerializesExactlyAsNumpyDoes) {
+  EXPECT_EQ(SerializeNpy(*ParseNpy(NumpyBytes())), NumpyBytes());
+}
 
 TEST(Npy, RoundTripsScalarsOneDimAndEmptyArrays) {
   for (const std::vector<int64_t>& shape :

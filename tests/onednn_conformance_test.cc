@@ -61,10 +61,9 @@ enum class Op {
   kConvTranspose,
 };
 
-constexpr Op kAllOps[] = {Op::kConvolution,     Op::kConv1D,          Op::kConv2D,
-                          Op::kConv3D,          Op::kDepthwise,       Op::kSeparable,
-                          Op::kAtrous,          Op::kConv2DTranspose, Op::kConv3DTranspose,
-                          Op::kConvTranspose};
+constexpr Op kAllOps[] = {
+    Op::kConvolution, Op::kConv1D, Op::kConv2D,          Op::kConv3D,          Op::kDepthwise,
+    Op::kSeparable,   Op::kAtrous, Op::kConv2DTranspose, Op::kConv3DTranspose, Op::kConvTranspose};
 
 const char* OpLabel(Op op) {
   switch (op) {
@@ -126,9 +125,9 @@ std::vector<DataType> DtypesFor(Op op, int n) {
 // sizes are output_shape's) and y the request's input.
 struct Geometry {
   Op op = Op::kConv2D;
-  int n = 2;                            // spatial rank of the op
-  std::vector<int64_t> batch = {1};     // leading dims; more than one: extra batch dims
-  std::vector<int64_t> spatial = {};    // x
+  int n = 2;                          // spatial rank of the op
+  std::vector<int64_t> batch = {1};   // leading dims; more than one: extra batch dims
+  std::vector<int64_t> spatial = {};  // x
   std::vector<int64_t> kernel = {};
   std::vector<int64_t> strides = {};    // empty: all 1
   std::vector<int64_t> dilations = {};  // empty: all 1
@@ -139,7 +138,7 @@ struct Geometry {
   std::vector<int64_t> pad_before = {};  // kExplicit only
   std::vector<int64_t> pad_after = {};
   bool channels_last = true;
-  int64_t pointwise_out = 0;            // separable
+  int64_t pointwise_out = 0;  // separable
   int64_t pointwise_groups = 1;
   bool bias = false;
   Activation activation = Activation::kNone;
@@ -153,12 +152,10 @@ int64_t Effective(const Geometry& g, int i) { return (g.kernel[i] - 1) * At(g.di
 int64_t ForwardOutput(const Geometry& g, int i) {
   const int64_t s = At(g.strides, i);
   switch (g.padding) {
-    case Padding::kSame:
-      return (g.spatial[i] + s - 1) / s;
+    case Padding::kSame: return (g.spatial[i] + s - 1) / s;
     case Padding::kExplicit:
       return (g.spatial[i] + g.pad_before[i] + g.pad_after[i] - Effective(g, i) + s) / s;
-    default:
-      return (g.spatial[i] - Effective(g, i) + s) / s;
+    default: return (g.spatial[i] - Effective(g, i) + s) / s;
   }
 }
 
@@ -177,8 +174,9 @@ int64_t Cost(const Geometry& g) {
   for (int64_t b : g.batch) cost *= b;
   for (int i = 0; i < g.n; ++i) cost *= std::max<int64_t>(ForwardOutput(g, i), 1) * g.kernel[i];
   cost *= IsDepthwise(g.op) ? 1 : g.in_channels / g.groups;
-  if (g.op == Op::kSeparable) cost += cost / std::max<int64_t>(g.kernel[0] * g.kernel[1], 1) *
-                                      g.pointwise_out / g.pointwise_groups;
+  if (g.op == Op::kSeparable)
+    cost += cost / std::max<int64_t>(g.kernel[0] * g.kernel[1], 1) * g.pointwise_out /
+            g.pointwise_groups;
   return cost;
 }
 
@@ -229,38 +227,31 @@ Request BuildRequest(const Geometry& g, DataType dtype) {
   const std::vector<int64_t> dilations_full = FullList(g, g.dilations);
   switch (g.op) {
     case Op::kConvolution:  // N-element lists
-      r.params = ConvolutionParams{g.strides, g.padding, ExplicitPaddings(g), format,
-                                   g.dilations};
+      r.params = ConvolutionParams{g.strides, g.padding, ExplicitPaddings(g), format, g.dilations};
       break;
-    case Op::kConv1D:
-      r.params = Conv1DParams{g.strides, g.padding, format, g.dilations};
-      break;
+    case Op::kConv1D: r.params = Conv1DParams{g.strides, g.padding, format, g.dilations}; break;
     case Op::kConv2D:  // N+2-element lists, as TF's conv2d documents them
-      r.params = Conv2DParams{strides_full, g.padding, ExplicitPaddings(g), format,
-                              dilations_full};
+      r.params = Conv2DParams{strides_full, g.padding, ExplicitPaddings(g), format, dilations_full};
       break;
     case Op::kConv3D:
       r.params = Conv3DParams{strides_full, g.padding, format, dilations_full};
       break;
     case Op::kDepthwise:
-      r.params = DepthwiseConv2DParams{strides_full, g.padding, ExplicitPaddings(g), format,
-                                       g.dilations};
+      r.params =
+          DepthwiseConv2DParams{strides_full, g.padding, ExplicitPaddings(g), format, g.dilations};
       break;
     case Op::kSeparable:
       r.params = SeparableConv2DParams{strides_full, g.padding, format, g.dilations};
       break;
-    case Op::kAtrous:
-      r.params = AtrousConv2DParams{At(g.dilations, 0), g.padding};
-      break;
+    case Op::kAtrous: r.params = AtrousConv2DParams{At(g.dilations, 0), g.padding}; break;
     case Op::kConv2DTranspose:
     case Op::kConv3DTranspose:
     case Op::kConvTranspose: {
-      const int rank = g.op == Op::kConv2DTranspose   ? 2
-                       : g.op == Op::kConv3DTranspose ? 3
-                                                      : 0;
-      r.params = ConvTransposeParams{rank,
-                                     ActivationShape(g, g.batch, g.spatial, g.in_channels),
-                                     g.strides, g.padding, format, dilations_full};
+      const int rank = g.op == Op::kConv2DTranspose ? 2 : g.op == Op::kConv3DTranspose ? 3 : 0;
+      r.params =
+          ConvTransposeParams{rank,      ActivationShape(g, g.batch, g.spatial, g.in_channels),
+                              g.strides, g.padding,
+                              format,    dilations_full};
       break;
     }
   }
@@ -481,13 +472,12 @@ std::vector<std::string> Compare(const Problem& p, const Buffer& got, size_t lim
     ++bad;
     if (errors.size() < limit) {
       errors.push_back(absl::StrCat("element ", i, ": onednn ", have, " reference ", want,
-                                    " tolerance ", tolerance, " magnitude ",
-                                    p.magnitude.Get(i)));
+                                    " tolerance ", tolerance, " magnitude ", p.magnitude.Get(i)));
     }
   }
   if (bad > 0) {
-    errors.push_back(absl::StrCat(bad, " of ", n, " elements differ in ", p.label, " | ",
-                                  p.spec.DebugString()));
+    errors.push_back(
+        absl::StrCat(bad, " of ", n, " elements differ in ", p.label, " | ", p.spec.DebugString()));
   }
   return errors;
 }
@@ -504,14 +494,12 @@ struct Case {
 
 std::string Describe(const Geometry& g) {
   auto list = [](const std::vector<int64_t>& v) { return absl::StrJoin(v, "x"); };
-  return absl::StrCat(OpLabel(g.op), " batch=", list(g.batch), " x=", list(g.spatial), "x",
-                      g.in_channels, " k=", list(g.kernel), " out=", g.out_channels,
-                      " groups=", g.groups, " s=", list(g.strides), " d=", list(g.dilations),
-                      " pad=", static_cast<int>(g.padding), " ", DataFormat(g),
-                      g.pointwise_out ? absl::StrCat(" pw=", g.pointwise_out, "/g",
-                                                     g.pointwise_groups)
-                                      : "",
-                      g.bias ? " +bias" : "", " act=", static_cast<int>(g.activation));
+  return absl::StrCat(
+      OpLabel(g.op), " batch=", list(g.batch), " x=", list(g.spatial), "x", g.in_channels,
+      " k=", list(g.kernel), " out=", g.out_channels, " groups=", g.groups, " s=", list(g.strides),
+      " d=", list(g.dilations), " pad=", static_cast<int>(g.padding), " ", DataFormat(g),
+      g.pointwise_out ? absl::StrCat(" pw=", g.pointwise_out, "/g", g.pointwise_groups) : "",
+      g.bias ? " +bias" : "", " act=", static_cast<int>(g.activation));
 }
 
 void PrintTo(const Case& c, std::ostream* os) {
@@ -559,7 +547,8 @@ Geometry RandomGeometry(Op op, std::mt19937& rng) {
     const bool equal = IsDepthwise(op) || op == Op::kAtrous;  // TF wants equal row/col values
     auto values = [&](int64_t hi) {
       std::vector<int64_t> v(n, Uniform(rng, 1, hi));
-      if (!equal) for (int64_t& x : v) x = Uniform(rng, 1, hi);
+      if (!equal)
+        for (int64_t& x : v) x = Uniform(rng, 1, hi);
       return v;
     };
     if (op != Op::kAtrous && (mode == 1 || mode == 3)) g.strides = values(3);
@@ -623,153 +612,437 @@ std::vector<Geometry> EdgeGeometries(Op op) {
   switch (op) {
     case Op::kConv2D:
       add({.n = 2, .spatial = {1, 1}, .kernel = {3, 3}, .in_channels = 3, .out_channels = 5});
-      add({.n = 2, .spatial = {1, 1}, .kernel = {1, 1}, .in_channels = 17, .out_channels = 33,
-           .padding = kValid, .bias = true, .activation = Activation::kRelu});
+      add({.n = 2,
+           .spatial = {1, 1},
+           .kernel = {1, 1},
+           .in_channels = 17,
+           .out_channels = 33,
+           .padding = kValid,
+           .bias = true,
+           .activation = Activation::kRelu});
       // Filter larger than the input under VALID: an empty output.
-      add({.n = 2, .spatial = {3, 4}, .kernel = {4, 5}, .in_channels = 3, .out_channels = 2,
+      add({.n = 2,
+           .spatial = {3, 4},
+           .kernel = {4, 5},
+           .in_channels = 3,
+           .out_channels = 2,
            .padding = kValid});
-      add({.n = 2, .batch = {0}, .spatial = {5, 5}, .kernel = {3, 3}, .in_channels = 4,
-           .out_channels = 4, .bias = true});
+      add({.n = 2,
+           .batch = {0},
+           .spatial = {5, 5},
+           .kernel = {3, 3},
+           .in_channels = 4,
+           .out_channels = 4,
+           .bias = true});
       // Odd SAME padding: the extra pixel goes to the end.
       add({.n = 2, .spatial = {6, 7}, .kernel = {4, 2}, .in_channels = 5, .out_channels = 3});
-      add({.n = 2, .spatial = {7, 8}, .kernel = {2, 3}, .strides = {2, 3}, .in_channels = 3,
+      add({.n = 2,
+           .spatial = {7, 8},
+           .kernel = {2, 3},
+           .strides = {2, 3},
+           .in_channels = 3,
            .out_channels = 17});
       // Grouped.
-      add({.n = 2, .spatial = {5, 6}, .kernel = {3, 3}, .in_channels = 6, .out_channels = 4,
+      add({.n = 2,
+           .spatial = {5, 6},
+           .kernel = {3, 3},
+           .in_channels = 6,
+           .out_channels = 4,
            .groups = 2});
-      add({.n = 2, .spatial = {4, 4}, .kernel = {2, 2}, .in_channels = 8, .out_channels = 12,
-           .groups = 4, .padding = kValid});
-      add({.n = 2, .spatial = {4, 5}, .kernel = {3, 1}, .in_channels = 34, .out_channels = 10,
-           .groups = 2, .bias = true, .activation = Activation::kLeakyRelu});
-      add({.n = 2, .spatial = {3, 3}, .kernel = {2, 2}, .in_channels = 33, .out_channels = 6,
-           .groups = 3, .padding = kValid});
-      add({.n = 2, .spatial = {6, 5}, .kernel = {3, 2}, .strides = {2, 1}, .in_channels = 5,
-           .out_channels = 7, .padding = kExplicit, .pad_before = {2, 0}, .pad_after = {0, 3}});
-      add({.n = 2, .batch = {2, 3}, .spatial = {4, 4}, .kernel = {3, 3}, .in_channels = 3,
+      add({.n = 2,
+           .spatial = {4, 4},
+           .kernel = {2, 2},
+           .in_channels = 8,
+           .out_channels = 12,
+           .groups = 4,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {4, 5},
+           .kernel = {3, 1},
+           .in_channels = 34,
+           .out_channels = 10,
+           .groups = 2,
+           .bias = true,
+           .activation = Activation::kLeakyRelu});
+      add({.n = 2,
+           .spatial = {3, 3},
+           .kernel = {2, 2},
+           .in_channels = 33,
+           .out_channels = 6,
+           .groups = 3,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {6, 5},
+           .kernel = {3, 2},
+           .strides = {2, 1},
+           .in_channels = 5,
+           .out_channels = 7,
+           .padding = kExplicit,
+           .pad_before = {2, 0},
+           .pad_after = {0, 3}});
+      add({.n = 2,
+           .batch = {2, 3},
+           .spatial = {4, 4},
+           .kernel = {3, 3},
+           .in_channels = 3,
            .out_channels = 4});
       // Explicit pads larger than the filter: windows entirely in the padding
       // (oneDNN 2.6.3's AMX bfloat16 kernel crashed on this one).
-      add({.n = 2, .spatial = {5, 9}, .kernel = {3, 3}, .strides = {2, 1}, .in_channels = 16,
-           .out_channels = 14, .padding = kExplicit, .pad_before = {1, 0},
-           .pad_after = {3, 2}, .bias = true, .activation = Activation::kElu});
-      add({.n = 2, .spatial = {3, 3}, .kernel = {2, 2}, .strides = {2, 2}, .in_channels = 3,
-           .out_channels = 2, .padding = kExplicit, .pad_before = {4, 2}, .pad_after = {0, 5}});
+      add({.n = 2,
+           .spatial = {5, 9},
+           .kernel = {3, 3},
+           .strides = {2, 1},
+           .in_channels = 16,
+           .out_channels = 14,
+           .padding = kExplicit,
+           .pad_before = {1, 0},
+           .pad_after = {3, 2},
+           .bias = true,
+           .activation = Activation::kElu});
+      add({.n = 2,
+           .spatial = {3, 3},
+           .kernel = {2, 2},
+           .strides = {2, 2},
+           .in_channels = 3,
+           .out_channels = 2,
+           .padding = kExplicit,
+           .pad_before = {4, 2},
+           .pad_after = {0, 5}});
       // TF's conv2d takes strides and dilations > 1 together.
-      add({.n = 2, .spatial = {9, 9}, .kernel = {3, 3}, .strides = {2, 2}, .dilations = {2, 2},
-           .in_channels = 16, .out_channels = 16});
+      add({.n = 2,
+           .spatial = {9, 9},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .dilations = {2, 2},
+           .in_channels = 16,
+           .out_channels = 16});
       break;
     case Op::kConv1D:
-      add({.n = 1, .spatial = {9}, .kernel = {3}, .strides = {2}, .in_channels = 5,
+      add({.n = 1,
+           .spatial = {9},
+           .kernel = {3},
+           .strides = {2},
+           .in_channels = 5,
            .out_channels = 17});
-      add({.n = 1, .spatial = {11}, .kernel = {3}, .dilations = {2}, .in_channels = 3,
-           .out_channels = 4, .padding = kValid});
-      add({.n = 1, .batch = {2, 2}, .spatial = {7}, .kernel = {2}, .in_channels = 4,
-           .out_channels = 2, .groups = 2});
-      add({.n = 1, .spatial = {3}, .kernel = {4}, .in_channels = 2, .out_channels = 2,
+      add({.n = 1,
+           .spatial = {11},
+           .kernel = {3},
+           .dilations = {2},
+           .in_channels = 3,
+           .out_channels = 4,
+           .padding = kValid});
+      add({.n = 1,
+           .batch = {2, 2},
+           .spatial = {7},
+           .kernel = {2},
+           .in_channels = 4,
+           .out_channels = 2,
+           .groups = 2});
+      add({.n = 1,
+           .spatial = {3},
+           .kernel = {4},
+           .in_channels = 2,
+           .out_channels = 2,
            .padding = kValid});  // empty output
       add({.n = 1, .spatial = {1}, .kernel = {1}, .in_channels = 1, .out_channels = 1});
       break;
     case Op::kConv3D:
-      add({.n = 3, .spatial = {3, 4, 5}, .kernel = {2, 3, 2}, .strides = {1, 2, 1},
-           .in_channels = 3, .out_channels = 5});
-      add({.n = 3, .spatial = {3, 3, 4}, .kernel = {2, 2, 2}, .in_channels = 4,
-           .out_channels = 6, .groups = 2});
-      add({.n = 3, .spatial = {5, 3, 3}, .kernel = {2, 2, 1}, .dilations = {2, 1, 1},
-           .in_channels = 2, .out_channels = 17, .padding = kValid});
-      add({.n = 3, .spatial = {1, 1, 1}, .kernel = {3, 3, 3}, .in_channels = 5,
-           .out_channels = 3, .bias = true, .activation = Activation::kRelu6});
-      add({.n = 3, .batch = {0}, .spatial = {2, 2, 2}, .kernel = {1, 1, 1}, .in_channels = 3,
+      add({.n = 3,
+           .spatial = {3, 4, 5},
+           .kernel = {2, 3, 2},
+           .strides = {1, 2, 1},
+           .in_channels = 3,
+           .out_channels = 5});
+      add({.n = 3,
+           .spatial = {3, 3, 4},
+           .kernel = {2, 2, 2},
+           .in_channels = 4,
+           .out_channels = 6,
+           .groups = 2});
+      add({.n = 3,
+           .spatial = {5, 3, 3},
+           .kernel = {2, 2, 1},
+           .dilations = {2, 1, 1},
+           .in_channels = 2,
+           .out_channels = 17,
+           .padding = kValid});
+      add({.n = 3,
+           .spatial = {1, 1, 1},
+           .kernel = {3, 3, 3},
+           .in_channels = 5,
+           .out_channels = 3,
+           .bias = true,
+           .activation = Activation::kRelu6});
+      add({.n = 3,
+           .batch = {0},
+           .spatial = {2, 2, 2},
+           .kernel = {1, 1, 1},
+           .in_channels = 3,
            .out_channels = 3});
       // oneDNN 2.6.3's AMX bfloat16 3-D kernel computed this one wrongly on 2 threads.
-      add({.n = 3, .batch = {2}, .spatial = {5, 4, 4}, .kernel = {2, 1, 1}, .strides = {3, 1, 1},
-           .in_channels = 33, .out_channels = 6});
-      add({.n = 3, .spatial = {5, 3, 3}, .kernel = {1, 1, 1}, .in_channels = 5,
-           .out_channels = 12, .bias = true, .activation = Activation::kElu});
-      add({.n = 3, .batch = {2, 1}, .spatial = {2, 3, 2}, .kernel = {2, 2, 2}, .in_channels = 3,
-           .out_channels = 2, .padding = kValid});
+      add({.n = 3,
+           .batch = {2},
+           .spatial = {5, 4, 4},
+           .kernel = {2, 1, 1},
+           .strides = {3, 1, 1},
+           .in_channels = 33,
+           .out_channels = 6});
+      add({.n = 3,
+           .spatial = {5, 3, 3},
+           .kernel = {1, 1, 1},
+           .in_channels = 5,
+           .out_channels = 12,
+           .bias = true,
+           .activation = Activation::kElu});
+      add({.n = 3,
+           .batch = {2, 1},
+           .spatial = {2, 3, 2},
+           .kernel = {2, 2, 2},
+           .in_channels = 3,
+           .out_channels = 2,
+           .padding = kValid});
       break;
     case Op::kConvolution:
-      add({.n = 1, .spatial = {10}, .kernel = {4}, .dilations = {3}, .in_channels = 6,
-           .out_channels = 9, .groups = 3});
-      add({.n = 2, .spatial = {6, 6}, .kernel = {3, 3}, .dilations = {2, 1}, .in_channels = 17,
-           .out_channels = 3, .padding = kExplicit, .pad_before = {1, 2}, .pad_after = {3, 0}});
-      add({.n = 3, .spatial = {3, 4, 4}, .kernel = {1, 3, 2}, .strides = {1, 2, 3},
-           .in_channels = 4, .out_channels = 4, .groups = 4});
-      add({.n = 2, .spatial = {2, 2}, .kernel = {3, 3}, .in_channels = 1, .out_channels = 1,
+      add({.n = 1,
+           .spatial = {10},
+           .kernel = {4},
+           .dilations = {3},
+           .in_channels = 6,
+           .out_channels = 9,
+           .groups = 3});
+      add({.n = 2,
+           .spatial = {6, 6},
+           .kernel = {3, 3},
+           .dilations = {2, 1},
+           .in_channels = 17,
+           .out_channels = 3,
+           .padding = kExplicit,
+           .pad_before = {1, 2},
+           .pad_after = {3, 0}});
+      add({.n = 3,
+           .spatial = {3, 4, 4},
+           .kernel = {1, 3, 2},
+           .strides = {1, 2, 3},
+           .in_channels = 4,
+           .out_channels = 4,
+           .groups = 4});
+      add({.n = 2,
+           .spatial = {2, 2},
+           .kernel = {3, 3},
+           .in_channels = 1,
+           .out_channels = 1,
            .padding = kValid});
       break;
     case Op::kDepthwise:
-      add({.n = 2, .spatial = {7, 7}, .kernel = {3, 3}, .strides = {2, 2}, .in_channels = 17,
+      add({.n = 2,
+           .spatial = {7, 7},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .in_channels = 17,
            .out_channels = 1});
-      add({.n = 2, .spatial = {6, 5}, .kernel = {3, 2}, .dilations = {2, 2}, .in_channels = 5,
-           .out_channels = 2, .padding = kValid});
-      add({.n = 2, .spatial = {4, 5}, .kernel = {2, 3}, .in_channels = 3, .out_channels = 2,
-           .padding = kExplicit, .pad_before = {1, 0}, .pad_after = {2, 1}});
-      add({.n = 2, .spatial = {1, 1}, .kernel = {3, 3}, .in_channels = 33, .out_channels = 2,
-           .bias = true, .activation = Activation::kTanh});
+      add({.n = 2,
+           .spatial = {6, 5},
+           .kernel = {3, 2},
+           .dilations = {2, 2},
+           .in_channels = 5,
+           .out_channels = 2,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {4, 5},
+           .kernel = {2, 3},
+           .in_channels = 3,
+           .out_channels = 2,
+           .padding = kExplicit,
+           .pad_before = {1, 0},
+           .pad_after = {2, 1}});
+      add({.n = 2,
+           .spatial = {1, 1},
+           .kernel = {3, 3},
+           .in_channels = 33,
+           .out_channels = 2,
+           .bias = true,
+           .activation = Activation::kTanh});
       add({.n = 2, .spatial = {6, 6}, .kernel = {4, 4}, .in_channels = 16, .out_channels = 1});
-      add({.n = 2, .spatial = {2, 3}, .kernel = {3, 3}, .in_channels = 2, .out_channels = 2,
+      add({.n = 2,
+           .spatial = {2, 3},
+           .kernel = {3, 3},
+           .in_channels = 2,
+           .out_channels = 2,
            .padding = kValid});
       break;
     case Op::kSeparable:
-      add({.n = 2, .spatial = {5, 5}, .kernel = {3, 3}, .in_channels = 3, .out_channels = 1,
+      add({.n = 2,
+           .spatial = {5, 5},
+           .kernel = {3, 3},
+           .in_channels = 3,
+           .out_channels = 1,
            .pointwise_out = 17});
-      add({.n = 2, .spatial = {6, 4}, .kernel = {2, 2}, .in_channels = 5, .out_channels = 2,
-           .pointwise_out = 8, .pointwise_groups = 2});
-      add({.n = 2, .spatial = {4, 4}, .kernel = {3, 3}, .in_channels = 5, .out_channels = 2,
-           .pointwise_out = 5, .pointwise_groups = 5, .bias = true,
+      add({.n = 2,
+           .spatial = {6, 4},
+           .kernel = {2, 2},
+           .in_channels = 5,
+           .out_channels = 2,
+           .pointwise_out = 8,
+           .pointwise_groups = 2});
+      add({.n = 2,
+           .spatial = {4, 4},
+           .kernel = {3, 3},
+           .in_channels = 5,
+           .out_channels = 2,
+           .pointwise_out = 5,
+           .pointwise_groups = 5,
+           .bias = true,
            .activation = Activation::kSigmoid});
-      add({.n = 2, .spatial = {7, 6}, .kernel = {3, 3}, .strides = {2, 2}, .in_channels = 4,
-           .out_channels = 2, .pointwise_out = 3});
-      add({.n = 2, .spatial = {7, 7}, .kernel = {2, 3}, .dilations = {2, 2}, .in_channels = 16,
-           .out_channels = 2, .padding = kValid, .pointwise_out = 33});
-      add({.n = 2, .batch = {0}, .spatial = {3, 3}, .kernel = {2, 2}, .in_channels = 2,
-           .out_channels = 1, .pointwise_out = 3});
+      add({.n = 2,
+           .spatial = {7, 6},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .in_channels = 4,
+           .out_channels = 2,
+           .pointwise_out = 3});
+      add({.n = 2,
+           .spatial = {7, 7},
+           .kernel = {2, 3},
+           .dilations = {2, 2},
+           .in_channels = 16,
+           .out_channels = 2,
+           .padding = kValid,
+           .pointwise_out = 33});
+      add({.n = 2,
+           .batch = {0},
+           .spatial = {3, 3},
+           .kernel = {2, 2},
+           .in_channels = 2,
+           .out_channels = 1,
+           .pointwise_out = 3});
       break;
     case Op::kAtrous:
-      add({.n = 2, .spatial = {7, 7}, .kernel = {3, 3}, .dilations = {2, 2}, .in_channels = 3,
+      add({.n = 2,
+           .spatial = {7, 7},
+           .kernel = {3, 3},
+           .dilations = {2, 2},
+           .in_channels = 3,
            .out_channels = 5});
-      add({.n = 2, .spatial = {9, 8}, .kernel = {2, 3}, .dilations = {3, 3}, .in_channels = 17,
-           .out_channels = 4, .padding = kValid});
-      add({.n = 2, .spatial = {4, 4}, .kernel = {3, 3}, .dilations = {1, 1}, .in_channels = 2,
+      add({.n = 2,
+           .spatial = {9, 8},
+           .kernel = {2, 3},
+           .dilations = {3, 3},
+           .in_channels = 17,
+           .out_channels = 4,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {4, 4},
+           .kernel = {3, 3},
+           .dilations = {1, 1},
+           .in_channels = 2,
            .out_channels = 2});
-      add({.n = 2, .spatial = {4, 4}, .kernel = {3, 3}, .dilations = {2, 2}, .in_channels = 2,
-           .out_channels = 2, .padding = kValid});  // empty output
+      add({.n = 2,
+           .spatial = {4, 4},
+           .kernel = {3, 3},
+           .dilations = {2, 2},
+           .in_channels = 2,
+           .out_channels = 2,
+           .padding = kValid});  // empty output
       break;
     case Op::kConv2DTranspose:
-      add({.n = 2, .spatial = {6, 6}, .kernel = {3, 3}, .strides = {2, 2}, .in_channels = 3,
+      add({.n = 2,
+           .spatial = {6, 6},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .in_channels = 3,
            .out_channels = 5});
       // VALID with trailing positions the filter reaches only partly or not at all.
-      add({.n = 2, .spatial = {8, 7}, .kernel = {3, 2}, .strides = {3, 2}, .in_channels = 4,
-           .out_channels = 2, .padding = kValid});
-      add({.n = 2, .spatial = {7, 9}, .kernel = {3, 2}, .dilations = {2, 3}, .in_channels = 5,
+      add({.n = 2,
+           .spatial = {8, 7},
+           .kernel = {3, 2},
+           .strides = {3, 2},
+           .in_channels = 4,
+           .out_channels = 2,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {7, 9},
+           .kernel = {3, 2},
+           .dilations = {2, 3},
+           .in_channels = 5,
            .out_channels = 17});
-      add({.n = 2, .spatial = {9, 8}, .kernel = {2, 2}, .strides = {2, 3}, .dilations = {2, 1},
-           .in_channels = 6, .out_channels = 9, .groups = 3, .padding = kValid});
-      add({.n = 2, .spatial = {5, 5}, .kernel = {3, 3}, .strides = {2, 2}, .in_channels = 17,
-           .out_channels = 33, .bias = true, .activation = Activation::kElu});
+      add({.n = 2,
+           .spatial = {9, 8},
+           .kernel = {2, 2},
+           .strides = {2, 3},
+           .dilations = {2, 1},
+           .in_channels = 6,
+           .out_channels = 9,
+           .groups = 3,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {5, 5},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .in_channels = 17,
+           .out_channels = 33,
+           .bias = true,
+           .activation = Activation::kElu});
       add({.n = 2, .spatial = {1, 1}, .kernel = {3, 3}, .in_channels = 16, .out_channels = 16});
       // A dy with no positions: the result is all zeros (plus the bias).
-      add({.n = 2, .spatial = {2, 2}, .kernel = {4, 4}, .strides = {2, 2}, .in_channels = 3,
-           .out_channels = 2, .padding = kValid, .bias = true});
-      add({.n = 2, .batch = {0}, .spatial = {4, 4}, .kernel = {3, 3}, .in_channels = 2,
+      add({.n = 2,
+           .spatial = {2, 2},
+           .kernel = {4, 4},
+           .strides = {2, 2},
+           .in_channels = 3,
+           .out_channels = 2,
+           .padding = kValid,
+           .bias = true});
+      add({.n = 2,
+           .batch = {0},
+           .spatial = {4, 4},
+           .kernel = {3, 3},
+           .in_channels = 2,
            .out_channels = 2});
       break;
     case Op::kConv3DTranspose:
-      add({.n = 3, .spatial = {4, 5, 3}, .kernel = {2, 3, 2}, .strides = {2, 1, 2},
-           .in_channels = 3, .out_channels = 4});
-      add({.n = 3, .spatial = {5, 4, 4}, .kernel = {2, 2, 2}, .strides = {2, 2, 3},
-           .in_channels = 2, .out_channels = 3, .padding = kValid});
-      add({.n = 3, .spatial = {3, 6, 3}, .kernel = {2, 2, 2}, .dilations = {1, 2, 1},
-           .in_channels = 4, .out_channels = 6, .groups = 2});
+      add({.n = 3,
+           .spatial = {4, 5, 3},
+           .kernel = {2, 3, 2},
+           .strides = {2, 1, 2},
+           .in_channels = 3,
+           .out_channels = 4});
+      add({.n = 3,
+           .spatial = {5, 4, 4},
+           .kernel = {2, 2, 2},
+           .strides = {2, 2, 3},
+           .in_channels = 2,
+           .out_channels = 3,
+           .padding = kValid});
+      add({.n = 3,
+           .spatial = {3, 6, 3},
+           .kernel = {2, 2, 2},
+           .dilations = {1, 2, 1},
+           .in_channels = 4,
+           .out_channels = 6,
+           .groups = 2});
       break;
     case Op::kConvTranspose:
-      add({.n = 1, .spatial = {9}, .kernel = {4}, .strides = {3}, .in_channels = 5,
-           .out_channels = 3, .padding = kValid});
-      add({.n = 2, .spatial = {6, 4}, .kernel = {3, 3}, .strides = {2, 1}, .in_channels = 4,
-           .out_channels = 6, .groups = 2});
-      add({.n = 3, .spatial = {3, 4, 3}, .kernel = {2, 2, 2}, .dilations = {2, 1, 1},
-           .in_channels = 3, .out_channels = 2, .padding = kValid});
+      add({.n = 1,
+           .spatial = {9},
+           .kernel = {4},
+           .strides = {3},
+           .in_channels = 5,
+           .out_channels = 3,
+           .padding = kValid});
+      add({.n = 2,
+           .spatial = {6, 4},
+           .kernel = {3, 3},
+           .strides = {2, 1},
+           .in_channels = 4,
+           .out_channels = 6,
+           .groups = 2});
+      add({.n = 3,
+           .spatial = {3, 4, 3},
+           .kernel = {2, 2, 2},
+           .dilations = {2, 1, 1},
+           .in_channels = 3,
+           .out_channels = 2,
+           .padding = kValid});
       break;
   }
   return out;
@@ -782,18 +1055,48 @@ std::vector<Geometry> EpilogueGeometries() {
   for (int a = 0; a <= static_cast<int>(Activation::kTanh); ++a) {
     for (bool bias : {false, true}) {
       const Activation act = static_cast<Activation>(a);
-      out.push_back({.op = Op::kConv2D, .n = 2, .spatial = {5, 4}, .kernel = {3, 3},
-                     .in_channels = 5, .out_channels = 17, .bias = bias, .activation = act});
-      out.push_back({.op = Op::kDepthwise, .n = 2, .spatial = {5, 5}, .kernel = {3, 3},
-                     .in_channels = 3, .out_channels = 2, .bias = bias, .activation = act});
-      out.push_back({.op = Op::kSeparable, .n = 2, .spatial = {4, 4}, .kernel = {2, 2},
-                     .in_channels = 4, .out_channels = 1, .pointwise_out = 6, .bias = bias,
+      out.push_back({.op = Op::kConv2D,
+                     .n = 2,
+                     .spatial = {5, 4},
+                     .kernel = {3, 3},
+                     .in_channels = 5,
+                     .out_channels = 17,
+                     .bias = bias,
                      .activation = act});
-      out.push_back({.op = Op::kConv2DTranspose, .n = 2, .spatial = {6, 6}, .kernel = {3, 3},
-                     .strides = {2, 2}, .in_channels = 5, .out_channels = 3, .bias = bias,
+      out.push_back({.op = Op::kDepthwise,
+                     .n = 2,
+                     .spatial = {5, 5},
+                     .kernel = {3, 3},
+                     .in_channels = 3,
+                     .out_channels = 2,
+                     .bias = bias,
                      .activation = act});
-      out.push_back({.op = Op::kConv3D, .n = 3, .spatial = {3, 3, 3}, .kernel = {2, 2, 2},
-                     .in_channels = 3, .out_channels = 4, .bias = bias, .activation = act});
+      out.push_back({.op = Op::kSeparable,
+                     .n = 2,
+                     .spatial = {4, 4},
+                     .kernel = {2, 2},
+                     .in_channels = 4,
+                     .out_channels = 1,
+                     .pointwise_out = 6,
+                     .bias = bias,
+                     .activation = act});
+      out.push_back({.op = Op::kConv2DTranspose,
+                     .n = 2,
+                     .spatial = {6, 6},
+                     .kernel = {3, 3},
+                     .strides = {2, 2},
+                     .in_channels = 5,
+                     .out_channels = 3,
+                     .bias = bias,
+                     .activation = act});
+      out.push_back({.op = Op::kConv3D,
+                     .n = 3,
+                     .spatial = {3, 3, 3},
+                     .kernel = {2, 2, 2},
+                     .in_channels = 3,
+                     .out_channels = 4,
+                     .bias = bias,
+                     .activation = act});
     }
   }
   return out;
@@ -868,8 +1171,8 @@ TEST_P(OneDnnConformance, MatchesReference) {
   Backend& runner = on_onednn ? static_cast<Backend&>(backend) : reference;
   if (!on_onednn) {
     Buffer refused = p.NewResult();
-    EXPECT_TRUE(absl::IsFailedPrecondition(
-        backend.Run(p.spec, p.operands(), refused.mutable_view())));
+    EXPECT_TRUE(
+        absl::IsFailedPrecondition(backend.Run(p.spec, p.operands(), refused.mutable_view())));
   }
 
   Buffer first = p.NewResult();
@@ -896,8 +1199,8 @@ TEST(OneDnnConformanceCases, CoverEveryOpDtypeAndLayout) {
   for (Op op : kAllOps) {
     for (bool channels_last : {true, false}) {
       if (!channels_last && !HasDataFormat(op)) continue;
-      for (DataType dtype : {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16,
-                             DataType::kFloat64}) {
+      for (DataType dtype :
+           {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16, DataType::kFloat64}) {
         const bool found = std::any_of(cases.begin(), cases.end(), [&](const Case& c) {
           return c.geometry.op == op && c.dtype == dtype &&
                  c.geometry.channels_last == channels_last;
@@ -912,7 +1215,11 @@ TEST(OneDnnConformanceCases, CoverEveryOpDtypeAndLayout) {
 // The weight cache.
 
 Geometry CacheGeometry() {
-  return {.op = Op::kConv2D, .n = 2, .spatial = {6, 6}, .kernel = {3, 3}, .in_channels = 8,
+  return {.op = Op::kConv2D,
+          .n = 2,
+          .spatial = {6, 6},
+          .kernel = {3, 3},
+          .in_channels = 8,
           .out_channels = 16};
 }
 
@@ -957,12 +1264,23 @@ TEST(OneDnnWeightCache, SecondRunHitsAndNewFilterAddsEntry) {
 TEST(OneDnnWeightCache, NewFilterNeverGetsStaleWeights) {
   // Per dtype and path (forward, separable's two stages, transposed), with the
   // cache and without it.
-  const Geometry geometries[] = {
-      CacheGeometry(),
-      {.op = Op::kSeparable, .n = 2, .spatial = {5, 5}, .kernel = {3, 3}, .in_channels = 4,
-       .out_channels = 2, .pointwise_out = 6, .bias = true},
-      {.op = Op::kConv2DTranspose, .n = 2, .spatial = {6, 6}, .kernel = {3, 3},
-       .strides = {2, 2}, .in_channels = 4, .out_channels = 8, .groups = 2}};
+  const Geometry geometries[] = {CacheGeometry(),
+                                 {.op = Op::kSeparable,
+                                  .n = 2,
+                                  .spatial = {5, 5},
+                                  .kernel = {3, 3},
+                                  .in_channels = 4,
+                                  .out_channels = 2,
+                                  .pointwise_out = 6,
+                                  .bias = true},
+                                 {.op = Op::kConv2DTranspose,
+                                  .n = 2,
+                                  .spatial = {6, 6},
+                                  .kernel = {3, 3},
+                                  .strides = {2, 2},
+                                  .in_channels = 4,
+                                  .out_channels = 8,
+                                  .groups = 2}};
   for (bool cached : {true, false}) {
     for (const Geometry& g : geometries) {
       for (DataType dtype : {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16}) {
@@ -983,9 +1301,14 @@ TEST(OneDnnWeightCache, NewFilterNeverGetsStaleWeights) {
 TEST(OneDnnWeightCache, SeparableStoresBothStages) {
   auto cache = std::make_shared<WeightCache>(int64_t{64} << 20);
   OneDnnBackend backend(Options(cache));
-  RunAndCheck(backend, MustPrepare({.op = Op::kSeparable, .n = 2, .spatial = {5, 5},
-                                    .kernel = {3, 3}, .in_channels = 4, .out_channels = 2,
-                                    .pointwise_out = 6, .pointwise_groups = 2},
+  RunAndCheck(backend, MustPrepare({.op = Op::kSeparable,
+                                    .n = 2,
+                                    .spatial = {5, 5},
+                                    .kernel = {3, 3},
+                                    .in_channels = 4,
+                                    .out_channels = 2,
+                                    .pointwise_out = 6,
+                                    .pointwise_groups = 2},
                                    DataType::kFloat32, 3));
   EXPECT_EQ(cache->entries(), 2);
 }
@@ -1079,24 +1402,50 @@ TEST(OneDnnConcurrency, WorkersSharingWeightCacheMatchReference) {
     std::vector<Problem> ps;
     ps.push_back(MustPrepare(CacheGeometry(), DataType::kFloat32, 41));
     ps.push_back(MustPrepare(CacheGeometry(), DataType::kFloat32, 42));  // same spec
-    ps.push_back(MustPrepare({.op = Op::kDepthwise, .n = 2, .spatial = {7, 7},
-                              .kernel = {3, 3}, .in_channels = 17, .out_channels = 2,
-                              .bias = true, .activation = Activation::kRelu},
+    ps.push_back(MustPrepare({.op = Op::kDepthwise,
+                              .n = 2,
+                              .spatial = {7, 7},
+                              .kernel = {3, 3},
+                              .in_channels = 17,
+                              .out_channels = 2,
+                              .bias = true,
+                              .activation = Activation::kRelu},
                              DataType::kBFloat16, 43));
-    ps.push_back(MustPrepare({.op = Op::kSeparable, .n = 2, .spatial = {6, 6},
-                              .kernel = {3, 3}, .in_channels = 4, .out_channels = 2,
-                              .pointwise_out = 8, .pointwise_groups = 2, .bias = true},
+    ps.push_back(MustPrepare({.op = Op::kSeparable,
+                              .n = 2,
+                              .spatial = {6, 6},
+                              .kernel = {3, 3},
+                              .in_channels = 4,
+                              .out_channels = 2,
+                              .pointwise_out = 8,
+                              .pointwise_groups = 2,
+                              .bias = true},
                              DataType::kFloat16, 44));
-    ps.push_back(MustPrepare({.op = Op::kConv2DTranspose, .n = 2, .spatial = {8, 8},
-                              .kernel = {3, 3}, .strides = {2, 2}, .in_channels = 5,
-                              .out_channels = 6, .channels_last = false},
+    ps.push_back(MustPrepare({.op = Op::kConv2DTranspose,
+                              .n = 2,
+                              .spatial = {8, 8},
+                              .kernel = {3, 3},
+                              .strides = {2, 2},
+                              .in_channels = 5,
+                              .out_channels = 6,
+                              .channels_last = false},
                              DataType::kFloat32, 45));
-    ps.push_back(MustPrepare({.op = Op::kConv3D, .n = 3, .spatial = {4, 4, 4},
-                              .kernel = {2, 2, 2}, .in_channels = 3, .out_channels = 17,
-                              .groups = 1, .channels_last = false},
+    ps.push_back(MustPrepare({.op = Op::kConv3D,
+                              .n = 3,
+                              .spatial = {4, 4, 4},
+                              .kernel = {2, 2, 2},
+                              .in_channels = 3,
+                              .out_channels = 17,
+                              .groups = 1,
+                              .channels_last = false},
                              DataType::kBFloat16, 46));
-    ps.push_back(MustPrepare({.op = Op::kConv2D, .n = 2, .spatial = {6, 6}, .kernel = {3, 3},
-                              .in_channels = 6, .out_channels = 9, .groups = 3},
+    ps.push_back(MustPrepare({.op = Op::kConv2D,
+                              .n = 2,
+                              .spatial = {6, 6},
+                              .kernel = {3, 3},
+                              .in_channels = 6,
+                              .out_channels = 9,
+                              .groups = 3},
                              DataType::kFloat64, 47));
     return ps;
   }();
@@ -1113,8 +1462,7 @@ TEST(OneDnnConcurrency, WorkersSharingWeightCacheMatchReference) {
         for (size_t i = 0; i < problems.size(); ++i) {
           const Problem& p = problems[(i + static_cast<size_t>(w) * 2) % problems.size()];
           Buffer out = p.NewResult();
-          Backend& runner =
-              backend.Computes(p.spec) ? static_cast<Backend&>(backend) : reference;
+          Backend& runner = backend.Computes(p.spec) ? static_cast<Backend&>(backend) : reference;
           const absl::Status status = runner.Run(p.spec, p.operands(), out.mutable_view());
           std::vector<std::string> errors =
               status.ok() ? Compare(p, out, 1) : std::vector<std::string>{status.ToString()};

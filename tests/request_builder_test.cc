@@ -44,8 +44,18 @@ class RequestBuilderTest : public ::testing::Test {
   }
   // The text of Tensors() in a request.
   static constexpr char kOperands[] = R"pb(
-    input { dtype: DATA_TYPE_FLOAT32 shape: [ 1, 1, 1, 1 ] data: "\000\000\000@" }
-    filter { tensor { dtype: DATA_TYPE_FLOAT32 shape: [ 1, 1, 1, 1 ] data: "\000\000\200?" } }
+    input {
+      dtype: DATA_TYPE_FLOAT32
+      shape: [ 1, 1, 1, 1 ]
+      data: "\000\000\000@"
+    }
+    filter {
+      tensor {
+        dtype: DATA_TYPE_FLOAT32
+        shape: [ 1, 1, 1, 1 ]
+        data: "\000\000\200?"
+      }
+    }
   )pb";
 };
 
@@ -56,7 +66,12 @@ TEST_F(RequestBuilderTest, Conv2DTakesTensorFlowsArguments) {
       Tensors());
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_THAT(*request, EqualsProto(Expected(std::string(kOperands) + R"pb(
-    conv2d { strides: [ 1, 2, 2, 1 ] padding: PADDING_SAME data_format: "NHWC" dilations: 1 }
+    conv2d {
+      strides: [ 1, 2, 2, 1 ]
+      padding: PADDING_SAME
+      data_format: "NHWC"
+      dilations: 1
+    }
   )pb")));
 }
 
@@ -67,15 +82,20 @@ TEST_F(RequestBuilderTest, ExplicitPaddingAsPairsOrAsTheRawOpsList) {
       Tensors());
   ASSERT_TRUE(pairs.ok()) << pairs.status();
   EXPECT_THAT(*pairs, EqualsProto(Expected(std::string(kOperands) + R"pb(
-    depthwise_conv2d { padding: PADDING_EXPLICIT explicit_paddings: [ 0, 0, 1, 2, 3, 4, 0, 0 ] }
+    depthwise_conv2d {
+      padding: PADDING_EXPLICIT
+      explicit_paddings: [ 0, 0, 1, 2, 3, 4, 0, 0 ]
+    }
   )pb")));
 
   absl::StatusOr<v1::ConvRequest> raw = BuildRequest(
-      "conv2d", {.padding = "EXPLICIT", .explicit_paddings = {0, 0, 1, 2, 3, 4, 0, 0}},
-      Tensors());
+      "conv2d", {.padding = "EXPLICIT", .explicit_paddings = {0, 0, 1, 2, 3, 4, 0, 0}}, Tensors());
   ASSERT_TRUE(raw.ok()) << raw.status();
   EXPECT_THAT(*raw, EqualsProto(Expected(std::string(kOperands) + R"pb(
-    conv2d { padding: PADDING_EXPLICIT explicit_paddings: [ 0, 0, 1, 2, 3, 4, 0, 0 ] }
+    conv2d {
+      padding: PADDING_EXPLICIT
+      explicit_paddings: [ 0, 0, 1, 2, 3, 4, 0, 0 ]
+    }
   )pb")));
 }
 
@@ -90,16 +110,20 @@ TEST_F(RequestBuilderTest, EveryOtherOp) {
       {"conv1d",
        {.strides = {2}, .padding = "SAME", .data_format = "NWC"},
        R"pb(conv1d { stride: 2 padding: PADDING_SAME data_format: "NWC" })pb"},
-      {"conv3d", {.strides = {1}, .padding = "VALID"},
+      {"conv3d",
+       {.strides = {1}, .padding = "VALID"},
        "conv3d { strides: 1 padding: PADDING_VALID }"},
-      {"atrous_conv2d", {.padding = "SAME", .rate = 2},
+      {"atrous_conv2d",
+       {.padding = "SAME", .rate = 2},
        "atrous_conv2d { rate: 2 padding: PADDING_SAME }"},
       {"conv2d_transpose",
        {.strides = {2}, .padding = "SAME", .output_shape = {1, 2, 2, 1}},
        "conv2d_transpose { output_shape: [ 1, 2, 2, 1 ] strides: 2 padding: PADDING_SAME }"},
-      {"conv3d_transpose", {.padding = "VALID", .output_shape = {1, 1, 1, 1, 1}},
+      {"conv3d_transpose",
+       {.padding = "VALID", .output_shape = {1, 1, 1, 1, 1}},
        "conv3d_transpose { output_shape: [ 1, 1, 1, 1, 1 ] padding: PADDING_VALID }"},
-      {"conv_transpose", {.padding = "VALID", .dilations = {1}, .output_shape = {1, 1, 1, 1}},
+      {"conv_transpose",
+       {.padding = "VALID", .dilations = {1}, .output_shape = {1, 1, 1, 1}},
        "conv_transpose { output_shape: [ 1, 1, 1, 1 ] padding: PADDING_VALID dilations: 1 }"},
       // An unknown padding name is left for the server to refuse.
       {"conv2d", {.padding = "same"}, "conv2d {}"},
@@ -121,10 +145,18 @@ TEST_F(RequestBuilderTest, SeparableFiltersByIdAndTheEpilogue) {
   ASSERT_TRUE(request.ok()) << request.status();
   EXPECT_THAT(*request, EqualsProto(Expected(R"pb(
     separable_conv2d { padding: PADDING_SAME }
-    input { dtype: DATA_TYPE_FLOAT32 shape: [ 1, 1, 1, 1 ] data: "\000\000\000@" }
+    input {
+      dtype: DATA_TYPE_FLOAT32
+      shape: [ 1, 1, 1, 1 ]
+      data: "\000\000\000@"
+    }
     filter { filter_id: "depthwise-id" }
     pointwise_filter {
-      tensor { dtype: DATA_TYPE_FLOAT32 shape: [ 1, 1, 1, 1 ] data: "\000\000@@" }
+      tensor {
+        dtype: DATA_TYPE_FLOAT32
+        shape: [ 1, 1, 1, 1 ]
+        data: "\000\000@@"
+      }
     }
     bias { tensor { dtype: DATA_TYPE_FLOAT32 shape: 1 data: "\000\000\000?" } }
     activation: ACTIVATION_RELU

@@ -64,7 +64,8 @@ v1::ConvRequest SquareConv2D(int64_t side, const std::string& id, uint32_t seed 
   request.set_id(id);
   request.mutable_conv2d()->set_padding(v1::PADDING_SAME);
   *request.mutable_input() = RandomTensor(DataType::kFloat32, {1, side, side, channels}, rng);
-  *request.mutable_filter()->mutable_tensor() = RandomTensor(DataType::kFloat32, {3, 3, channels, channels}, rng);
+  *request.mutable_filter()->mutable_tensor() =
+      RandomTensor(DataType::kFloat32, {3, 3, channels, channels}, rng);
   return request;
 }
 // Slow requests have many channels: much work for few bytes.
@@ -171,8 +172,8 @@ struct AsyncConv {
   // Waits (bounded) for the reply.
   grpc::Status Wait(milliseconds timeout = milliseconds(30000)) {
     if (status.wait_for(timeout) != std::future_status::ready) {
-      ADD_FAILURE() << "call " << request.id() << " did not finish within "
-                    << timeout.count() << " ms";
+      ADD_FAILURE() << "call " << request.id() << " did not finish within " << timeout.count()
+                    << " ms";
       context.TryCancel();
       return status.get();
     }
@@ -186,12 +187,11 @@ std::unique_ptr<AsyncConv> StartConv(v1::ConvService::Stub* stub, v1::ConvReques
   call->request = std::move(request);
   call->context.set_deadline(std::chrono::system_clock::now() + deadline);
   AsyncConv* raw = call.get();
-  stub->async()->Conv(&raw->context, &raw->request, &raw->response,
-                      [raw](grpc::Status status) {
-                        raw->done_at_ns = Clock::now().time_since_epoch().count();
-                        raw->done = true;
-                        raw->promise.set_value(std::move(status));
-                      });
+  stub->async()->Conv(&raw->context, &raw->request, &raw->response, [raw](grpc::Status status) {
+    raw->done_at_ns = Clock::now().time_since_epoch().count();
+    raw->done = true;
+    raw->promise.set_value(std::move(status));
+  });
   return call;
 }
 
@@ -394,8 +394,7 @@ TEST_F(BehaviourTest, QueuedRequestWhoseDeadlinePassesIsDroppedUnrun) {
   EXPECT_TRUE(running->Wait().ok());
   // The worker reached the late request after its deadline and dropped it:
   // recorded as DEADLINE_EXCEEDED, not as a computed (OK) request.
-  ASSERT_TRUE(WaitFor([&] { return Series(RequestsSeries("DEADLINE_EXCEEDED")) == 1; }))
-      << Page();
+  ASSERT_TRUE(WaitFor([&] { return Series(RequestsSeries("DEADLINE_EXCEEDED")) == 1; })) << Page();
   EXPECT_EQ(Series(RequestsSeries("OK")), 1);
   EXPECT_EQ(Series(RequestsSeries("CANCELLED")), -1);
   EXPECT_EQ(Series("convserve_compute_seconds_count{op=\"conv2d\"}"), 2);
@@ -438,9 +437,9 @@ TEST_F(BehaviourTest, DrainingRefusesNewCallsWithUnavailableAndFinishesInFlight)
   v1::RegisterFilterRequest register_request;
   *register_request.mutable_filter() = SmallConv2D().filter().tensor();
   v1::RegisterFilterResponse register_response;
-  EXPECT_EQ(stub_->RegisterFilter(&register_context, register_request, &register_response)
-                .error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(
+      stub_->RegisterFilter(&register_context, register_request, &register_response).error_code(),
+      grpc::StatusCode::UNAVAILABLE);
   EXPECT_FALSE(running->Ready()) << "the slow request was too fast for this test";
 
   status = running->Wait();
@@ -811,8 +810,7 @@ std::vector<std::string> ListServicesByReflection(const std::shared_ptr<grpc::Ch
                                                   std::string* error) {
   using google::protobuf::Descriptor;
   using google::protobuf::Message;
-  const google::protobuf::DescriptorPool* pool =
-      google::protobuf::DescriptorPool::generated_pool();
+  const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
   const Descriptor* request_type =
       pool->FindMessageTypeByName("grpc.reflection.v1alpha.ServerReflectionRequest");
   const Descriptor* response_type =
@@ -823,8 +821,8 @@ std::vector<std::string> ListServicesByReflection(const std::shared_ptr<grpc::Ch
   }
   google::protobuf::DynamicMessageFactory factory(pool);
   std::unique_ptr<Message> request(factory.GetPrototype(request_type)->New());
-  request->GetReflection()->SetString(request.get(),
-                                      request_type->FindFieldByName("list_services"), "*");
+  request->GetReflection()->SetString(request.get(), request_type->FindFieldByName("list_services"),
+                                      "*");
   std::string bytes;
   request->SerializeToString(&bytes);
 
@@ -856,8 +854,7 @@ std::vector<std::string> ListServicesByReflection(const std::shared_ptr<grpc::Ch
     const google::protobuf::FieldDescriptor* service_field =
         list.GetDescriptor()->FindFieldByName("service");
     for (int i = 0; i < list.GetReflection()->FieldSize(list, service_field); ++i) {
-      const Message& service =
-          list.GetReflection()->GetRepeatedMessage(list, service_field, i);
+      const Message& service = list.GetReflection()->GetRepeatedMessage(list, service_field, i);
       names.push_back(service.GetReflection()->GetString(
           service, service.GetDescriptor()->FindFieldByName("name")));
     }
@@ -895,18 +892,18 @@ TEST_F(BehaviourTest, MetricsPageCountsKnownTraffic) {
   EXPECT_EQ(Call(unknown, &response).error_code(), grpc::StatusCode::NOT_FOUND);
   v1::ConvRequest depthwise = SmallConv2D();
   depthwise.mutable_depthwise_conv2d()->set_padding(v1::PADDING_VALID);
-  *depthwise.mutable_input() = MakeTensor(DataType::kFloat64, {1, 3, 3, 1}, std::vector<double>(9, 1));
+  *depthwise.mutable_input() =
+      MakeTensor(DataType::kFloat64, {1, 3, 3, 1}, std::vector<double>(9, 1));
   *depthwise.mutable_filter()->mutable_tensor() =
       MakeTensor(DataType::kFloat64, {2, 2, 1, 1}, {1, 1, 1, 1});
   ASSERT_TRUE(Call(depthwise, &response).ok());
 
   grpc::ClientContext register_context;
   v1::RegisterFilterRequest register_request;
-  *register_request.mutable_filter() = MakeTensor(DataType::kFloat32, {2, 2, 1, 3},
-                                                  std::vector<double>(12, 1));
+  *register_request.mutable_filter() =
+      MakeTensor(DataType::kFloat32, {2, 2, 1, 3}, std::vector<double>(12, 1));
   v1::RegisterFilterResponse register_response;
-  ASSERT_TRUE(
-      stub_->RegisterFilter(&register_context, register_request, &register_response).ok());
+  ASSERT_TRUE(stub_->RegisterFilter(&register_context, register_request, &register_response).ok());
 
   httplib::Client client("127.0.0.1", server_->metrics_port());
   client.set_connection_timeout(5);
@@ -926,8 +923,7 @@ TEST_F(BehaviourTest, MetricsPageCountsKnownTraffic) {
        {"convserve_queue_seconds", "convserve_compute_seconds", "convserve_request_seconds"}) {
     SCOPED_TRACE(histogram);
     EXPECT_EQ(SeriesValue(page, absl::StrCat(histogram, "_count{op=\"conv2d\"}")), 5);
-    EXPECT_EQ(SeriesValue(page, absl::StrCat(histogram, "_bucket{op=\"conv2d\",le=\"+Inf\"}")),
-              5);
+    EXPECT_EQ(SeriesValue(page, absl::StrCat(histogram, "_bucket{op=\"conv2d\",le=\"+Inf\"}")), 5);
     EXPECT_EQ(SeriesValue(page, absl::StrCat(histogram, "_count{op=\"depthwise_conv2d\"}")), 1);
     EXPECT_GE(SeriesValue(page, absl::StrCat(histogram, "_sum{op=\"conv2d\"}")), 0);
     EXPECT_THAT(page, HasSubstr(absl::StrCat("# TYPE ", histogram, " histogram\n")));
@@ -937,8 +933,7 @@ TEST_F(BehaviourTest, MetricsPageCountsKnownTraffic) {
   const int64_t depthwise_in = 9 * 8 + 4 * 8, depthwise_out = 4 * 8;
   EXPECT_EQ(SeriesValue(page, "convserve_bytes_received_total"),
             4 * kSmallBytesIn + 36 + depthwise_in);
-  EXPECT_EQ(SeriesValue(page, "convserve_bytes_sent_total"),
-            3 * kSmallBytesOut + depthwise_out);
+  EXPECT_EQ(SeriesValue(page, "convserve_bytes_sent_total"), 3 * kSmallBytesOut + depthwise_out);
   // Gauges, idle now.
   EXPECT_EQ(SeriesValue(page, "convserve_queue_depth"), 0);
   EXPECT_EQ(SeriesValue(page, "convserve_running"), 0);
@@ -1061,7 +1056,8 @@ TEST_F(BehaviourTest, DrainStopsWaitingForClientsThatKeepSending) {
   while (!drained && Clock::now() - start < milliseconds(8000)) {
     v1::ConvResponse response;
     const grpc::Status status = Call(SmallConv2D("late"), &response, milliseconds(2000));
-    const bool refused_by_server = status.error_message().find("shutting down") != std::string::npos;
+    const bool refused_by_server =
+        status.error_message().find("shutting down") != std::string::npos;
     switch (status.error_code()) {
       case grpc::StatusCode::UNAVAILABLE: outcomes += refused_by_server ? 'R' : 'U'; break;
       case grpc::StatusCode::CANCELLED: outcomes += 'C'; break;

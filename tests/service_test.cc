@@ -78,8 +78,8 @@ class ServiceTest : public ::testing::Test {
     v1::ConvRequest request;
     request.set_id("valid");
     request.mutable_conv2d()->set_padding(v1::PADDING_VALID);
-    *request.mutable_input() = MakeTensor(DataType::kFloat32, {1, 3, 3, 1},
-                                          {1, 2, 3, 4, 5, 6, 7, 8, 9});
+    *request.mutable_input() =
+        MakeTensor(DataType::kFloat32, {1, 3, 3, 1}, {1, 2, 3, 4, 5, 6, 7, 8, 9});
     *request.mutable_filter()->mutable_tensor() =
         MakeTensor(DataType::kFloat32, {2, 2, 1, 1}, {1, 1, 1, 1});
     return request;
@@ -107,60 +107,100 @@ struct OpCase {
 
 std::vector<OpCase> AllOps() {
   return {
-      {"convolution", [](v1::ConvRequest* r) {
+      {"convolution",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_convolution();
          op->set_padding(v1::PADDING_SAME);
          op->add_dilations(2);
-       }, {2, 7, 6, 4}, {3, 3, 2, 6}, {}},
-      {"conv1d", [](v1::ConvRequest* r) {
+       },
+       {2, 7, 6, 4},
+       {3, 3, 2, 6},
+       {}},
+      {"conv1d",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_conv1d();
          op->set_padding(v1::PADDING_SAME);
          op->add_stride(2);
-       }, {2, 9, 3}, {3, 3, 5}, {}},
-      {"conv2d", [](v1::ConvRequest* r) {
+       },
+       {2, 9, 3},
+       {3, 3, 5},
+       {}},
+      {"conv2d",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_conv2d();
          op->set_padding(v1::PADDING_EXPLICIT);
          for (int64_t p : {0, 0, 1, 2, 0, 1, 0, 0}) op->add_explicit_paddings(p);
          op->add_strides(2);
-       }, {1, 6, 5, 3}, {3, 2, 3, 4}, {}},
-      {"conv3d", [](v1::ConvRequest* r) {
+       },
+       {1, 6, 5, 3},
+       {3, 2, 3, 4},
+       {}},
+      {"conv3d",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_conv3d();
          op->set_padding(v1::PADDING_VALID);
          for (int64_t s : {1, 2, 1}) op->add_strides(s);
-       }, {1, 4, 5, 4, 2}, {2, 2, 2, 2, 3}, {}},
-      {"depthwise_conv2d", [](v1::ConvRequest* r) {
+       },
+       {1, 4, 5, 4, 2},
+       {2, 2, 2, 2, 3},
+       {}},
+      {"depthwise_conv2d",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_depthwise_conv2d();
          op->set_padding(v1::PADDING_SAME);
          op->add_strides(2);
-       }, {1, 5, 5, 3}, {3, 3, 3, 2}, {}},
-      {"separable_conv2d", [](v1::ConvRequest* r) {
+       },
+       {1, 5, 5, 3},
+       {3, 3, 3, 2},
+       {}},
+      {"separable_conv2d",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_separable_conv2d();
          op->set_padding(v1::PADDING_VALID);
          op->add_dilations(2);
-       }, {1, 6, 6, 2}, {2, 2, 2, 2}, {1, 1, 4, 3}},
-      {"atrous_conv2d", [](v1::ConvRequest* r) {
+       },
+       {1, 6, 6, 2},
+       {2, 2, 2, 2},
+       {1, 1, 4, 3}},
+      {"atrous_conv2d",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_atrous_conv2d();
          op->set_padding(v1::PADDING_SAME);
          op->set_rate(2);
-       }, {1, 6, 6, 2}, {3, 3, 2, 2}, {}},
-      {"conv2d_transpose", [](v1::ConvRequest* r) {
+       },
+       {1, 6, 6, 2},
+       {3, 3, 2, 2},
+       {}},
+      {"conv2d_transpose",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_conv2d_transpose();
          op->set_padding(v1::PADDING_SAME);
          for (int64_t d : {1, 6, 5, 2}) op->add_output_shape(d);
          op->add_strides(2);
-       }, {1, 3, 3, 4}, {3, 3, 2, 4}, {}},
-      {"conv3d_transpose", [](v1::ConvRequest* r) {
+       },
+       {1, 3, 3, 4},
+       {3, 3, 2, 4},
+       {}},
+      {"conv3d_transpose",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_conv3d_transpose();
          op->set_padding(v1::PADDING_VALID);
          for (int64_t d : {1, 5, 4, 4, 2}) op->add_output_shape(d);
          op->add_strides(2);
-       }, {1, 2, 1, 1, 3}, {2, 3, 3, 2, 3}, {}},
-      {"conv_transpose", [](v1::ConvRequest* r) {
+       },
+       {1, 2, 1, 1, 3},
+       {2, 3, 3, 2, 3},
+       {}},
+      {"conv_transpose",
+       [](v1::ConvRequest* r) {
          auto* op = r->mutable_conv_transpose();
          op->set_padding(v1::PADDING_SAME);
          for (int64_t d : {2, 8, 3}) op->add_output_shape(d);
          op->add_strides(2);
-       }, {2, 4, 2}, {3, 3, 2}, {}},
+       },
+       {2, 4, 2},
+       {3, 3, 2},
+       {}},
   };
 }
 
@@ -195,8 +235,8 @@ TEST_F(ServiceTest, EveryDtypeOfConv3DTransposeButInt32) {
     SCOPED_TRACE(TfTypeName(dtype));
     ExpectMatchesInProcess(MakeRequest(AllOps()[8], dtype, rng_));
   }
-  ExpectError(MakeRequest(AllOps()[8], DataType::kInt32, rng_),
-              grpc::StatusCode::INVALID_ARGUMENT, "Value for attr 'T' of int32");
+  ExpectError(MakeRequest(AllOps()[8], DataType::kInt32, rng_), grpc::StatusCode::INVALID_ARGUMENT,
+              "Value for attr 'T' of int32");
 }
 
 TEST_F(ServiceTest, ChannelsFirstLayouts) {
@@ -340,10 +380,10 @@ TEST_F(ServiceTest, ServerInfoListsOpsDtypesAndLimits) {
   v1::ServerInfo info;
   ASSERT_TRUE(stub_->GetServerInfo(&context, v1::GetServerInfoRequest(), &info).ok());
   EXPECT_EQ(info.version(), CONVSERVE_VERSION);
-  EXPECT_THAT(info.ops(), ::testing::ElementsAre(
-                              "convolution", "conv1d", "conv2d", "conv3d", "depthwise_conv2d",
-                              "separable_conv2d", "atrous_conv2d", "conv2d_transpose",
-                              "conv3d_transpose", "conv_transpose"));
+  EXPECT_THAT(info.ops(),
+              ::testing::ElementsAre("convolution", "conv1d", "conv2d", "conv3d",
+                                     "depthwise_conv2d", "separable_conv2d", "atrous_conv2d",
+                                     "conv2d_transpose", "conv3d_transpose", "conv_transpose"));
   EXPECT_EQ(info.dtypes_size(), 5);
   ASSERT_EQ(info.backends_size(), 1);
   EXPECT_EQ(info.backends(0).name(), "reference");
@@ -445,8 +485,7 @@ TEST_F(ServiceTest, RegisterFilterValidatesAndRespectsTheBudget) {
   Start(config);
   EXPECT_TRUE(Register(stub_.get(), ValidConv2D().filter().tensor(), &id).ok());  // 16 bytes
   v1::Tensor second = MakeTensor(DataType::kFloat32, {2, 2, 1, 1}, {1, 2, 3, 4});
-  EXPECT_EQ(Register(stub_.get(), second, &id).error_code(),
-            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(Register(stub_.get(), second, &id).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 // The default backend through the service: every op, compared with the
@@ -516,9 +555,9 @@ TEST_F(OneDnnServiceTest, ServerInfoListsOneDnnFirst) {
   ASSERT_EQ(info.backends_size(), 2);
   EXPECT_EQ(info.backends(0).name(), "onednn");
   EXPECT_THAT(info.backends(0).version(), StartsWith("2."));
-  EXPECT_THAT(info.backends(0).dtypes(),
-              ::testing::ElementsAre(v1::DATA_TYPE_FLOAT32, v1::DATA_TYPE_FLOAT16,
-                                     v1::DATA_TYPE_BFLOAT16));
+  EXPECT_THAT(
+      info.backends(0).dtypes(),
+      ::testing::ElementsAre(v1::DATA_TYPE_FLOAT32, v1::DATA_TYPE_FLOAT16, v1::DATA_TYPE_BFLOAT16));
   EXPECT_EQ(info.backends(1).name(), "reference");
 }
 

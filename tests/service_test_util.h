@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "convserve/v1/convserve.pb.h"
 #include "core/element_types.h"
 #include "core/reference/reference_backend.h"
-#include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/wire.h"
@@ -27,8 +27,8 @@ inline v1::Tensor MakeTensor(DataType dtype, const Shape& shape,
     using T = decltype(tag);
     std::vector<T> typed;
     for (double v : values) typed.push_back(static_cast<T>(v));
-    tensor.set_data(std::string(reinterpret_cast<const char*>(typed.data()),
-                                typed.size() * sizeof(T)));
+    tensor.set_data(
+        std::string(reinterpret_cast<const char*>(typed.data()), typed.size() * sizeof(T)));
   });
   return tensor;
 }

@@ -53,8 +53,7 @@ inline ::testing::AssertionResult Invalid(const absl::StatusOr<ConvSpec>& result
 inline ::testing::AssertionResult InvalidField(const absl::StatusOr<ConvSpec>& result,
                                                const std::string& message,
                                                const std::string& field) {
-  return FailsWith(result, absl::StatusCode::kInvalidArgument,
-                   message + " (field: " + field + ")");
+  return FailsWith(result, absl::StatusCode::kInvalidArgument, message + " (field: " + field + ")");
 }
 
 }  // namespace spec_test

@@ -101,8 +101,7 @@ absl::StatusOr<Tensor<T>> TryRun(const OpParams& params, const Tensor<T>& input,
   operands.filter = View(filter);
   if (extras.pointwise) operands.pointwise_filter = View(*extras.pointwise);
   if (extras.bias) operands.bias = View(bias);
-  Tensor<T> result{spec->result_shape,
-                   std::vector<T>(static_cast<size_t>(spec->ResultElements()))};
+  Tensor<T> result{spec->result_shape, std::vector<T>(static_cast<size_t>(spec->ResultElements()))};
   TensorView out{dtype, result.shape, reinterpret_cast<std::byte*>(result.values.data())};
   ReferenceBackend backend;
   absl::Status status = backend.Run(*spec, operands, out);

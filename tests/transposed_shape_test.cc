@@ -64,9 +64,7 @@ std::string SizeMismatch(absl::string_view label, int64_t x, int64_t computed, i
                       " filter: ", k, " output: ", x, " stride: ", s, " dilation: ", d);
 }
 
-const char* PaddingName(Padding padding) {
-  return padding == Padding::kSame ? "SAME" : "VALID";
-}
+const char* PaddingName(Padding padding) { return padding == Padding::kSame ? "SAME" : "VALID"; }
 
 // One spatial dimension of a sweep; the others are fixed at a legal size.
 struct Dim {
@@ -110,9 +108,10 @@ SweepRequest BuildSweep(int n, bool channels_last, int swept, const Dim& dim, in
                                        .output_shape = x_shape,
                                        .strides = strides,
                                        .padding = padding,
-                                       .data_format = channels_last ? "" : (n == 1   ? "NCW"
-                                                                            : n == 2 ? "NCHW"
-                                                                                     : "NCDHW"),
+                                       .data_format = channels_last ? ""
+                                                                    : (n == 1   ? "NCW"
+                                                                       : n == 2 ? "NCHW"
+                                                                                : "NCDHW"),
                                        .dilations = dilations};
   request.operands = Operands(y_shape, filter);
   return request;
@@ -126,13 +125,14 @@ void SweepOutputShape(int n, bool channels_last, int swept, const Dim& dim, Padd
   // The index TF reports: that of the dimension in the tensor it checks,
   // which for 1-D is the input expanded to 2-D with a dummy height.
   const int spatial_dim = (channels_last ? 1 : 2) + (n == 1 ? swept + 1 : swept);
-  const std::string op = n == 1 ? "conv_transpose" : n == 2 ? "conv2d_transpose"
-                                                            : "conv3d_transpose";
+  const std::string op = n == 1   ? "conv_transpose"
+                         : n == 2 ? "conv2d_transpose"
+                                  : "conv3d_transpose";
   for (int64_t o = 0; o <= range.hi + 3; ++o) {
     SCOPED_TRACE(testing::Message()
-                 << "n=" << n << (channels_last ? " channels_last" : " channels_first")
-                 << " dim " << swept << " X=" << dim.x << " k=" << dim.k << " s=" << dim.s
-                 << " d=" << dim.d << " " << PaddingName(padding) << " O=" << o);
+                 << "n=" << n << (channels_last ? " channels_last" : " channels_first") << " dim "
+                 << swept << " X=" << dim.x << " k=" << dim.k << " s=" << dim.s << " d=" << dim.d
+                 << " " << PaddingName(padding) << " O=" << o);
     const SweepRequest request = BuildSweep(n, channels_last, swept, dim, o, padding);
     const absl::StatusOr<ConvSpec> spec = Make(request.params, request.operands);
     const int64_t computed = ForwardSize(o, dim.k, dim.s, dim.d, padding);
@@ -157,16 +157,14 @@ void SweepOutputShape(int n, bool channels_last, int swept, const Dim& dim, Padd
       EXPECT_EQ(spec->result_shape, request.params.output_shape);
     } else if (computed >= 0) {
       EXPECT_TRUE(InvalidField(
-          spec,
-          SizeMismatch(label, dim.x, computed, spatial_dim, o, dim.k, dim.s, dim.d),
+          spec, SizeMismatch(label, dim.x, computed, spatial_dim, o, dim.k, dim.s, dim.d),
           absl::StrCat(op, ".input.shape")));
     } else {
-      EXPECT_TRUE(InvalidField(
-          spec,
-          absl::StrCat("Computed output size would be negative: ", computed,
-                       " [input_size: ", o, ", effective_filter_size: ",
-                       (dim.k - 1) * dim.d + 1, ", stride: ", dim.s, "]"),
-          absl::StrCat(op, ".output_shape")));
+      EXPECT_TRUE(InvalidField(spec,
+                               absl::StrCat("Computed output size would be negative: ", computed,
+                                            " [input_size: ", o, ", effective_filter_size: ",
+                                            (dim.k - 1) * dim.d + 1, ", stride: ", dim.s, "]"),
+                               absl::StrCat(op, ".output_shape")));
     }
   }
 }
@@ -205,8 +203,8 @@ TEST(TransposedShape, LegalRange3DEveryDimension) {
   for (bool channels_last : {true, false}) {
     for (int swept = 0; swept < 3; ++swept) {
       for (Padding padding : {Padding::kSame, Padding::kValid}) {
-        for (const Dim& dim : {Dim{1, 1, 1, 1}, Dim{3, 3, 2, 1}, Dim{2, 2, 3, 2},
-                               Dim{4, 3, 1, 3}, Dim{5, 4, 2, 2}}) {
+        for (const Dim& dim : {Dim{1, 1, 1, 1}, Dim{3, 3, 2, 1}, Dim{2, 2, 3, 2}, Dim{4, 3, 1, 3},
+                               Dim{5, 4, 2, 2}}) {
           SweepOutputShape(3, channels_last, swept, dim, padding);
         }
       }
@@ -241,15 +239,15 @@ TEST(TransposedShape, EmptyTransposedInput) {
 
 TEST(TransposedShape, SameMessageExample) {
   // X = 3, s = 2: O in [5, 6]; O = 7 computes ceil(7/2) = 4.
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
-                                                    .output_shape = {1, 7, 6, 2},
-                                                    .strides = {2},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
-                           "Conv2DCustomBackpropInput: Size of out_backprop doesn't match "
-                           "computed: actual = 3, computed = 4 spatial_dim: 1 input: 7 "
-                           "filter: 3 output: 3 stride: 2 dilation: 1",
-                           "conv2d_transpose.input.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {1, 7, 6, 2}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
+      "Conv2DCustomBackpropInput: Size of out_backprop doesn't match "
+      "computed: actual = 3, computed = 4 spatial_dim: 1 input: 7 "
+      "filter: 3 output: 3 stride: 2 dilation: 1",
+      "conv2d_transpose.input.shape"));
 }
 
 TEST(TransposedShape, PadsDerivedFromOutputShape) {
@@ -313,13 +311,13 @@ TEST(TransposedShape, NchwOutputShapeOrder) {
   EXPECT_THAT(spec.result_shape, ElementsAre(1, 2, 6, 5));
 
   // The same output_shape read as NHWC does not fit.
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {1, 2, 6, 5},
-                                               .strides = {2},
-                                               .padding = Padding::kSame},
-                           Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
-                      "Conv2DCustomBackpropInput: input depth must be evenly divisible by "
-                      "filter depth"));
+  EXPECT_TRUE(Invalid(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {1, 2, 6, 5}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
+      "Conv2DCustomBackpropInput: input depth must be evenly divisible by "
+      "filter depth"));
   // NCHW: a wrong width is reported as spatial_dim 3.
   EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
                                                .output_shape = {1, 2, 6, 7},
@@ -335,14 +333,14 @@ TEST(TransposedShape, NchwOutputShapeOrder) {
 TEST(TransposedShape, Conv1DTransposeReportsTheExpandedDimension) {
   // TF runs conv1d_transpose as Conv2DBackpropInput on [B, 1, W, C] (NWC) or
   // [B, C, 1, W] (NCW), so the width is spatial_dim 2 or 3.
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.output_shape = {1, 9, 2},
-                                                    .strides = {2},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 4, 3}, {3, 2, 3})),
-                           "Conv2DCustomBackpropInput: Size of out_backprop doesn't match "
-                           "computed: actual = 4, computed = 5 spatial_dim: 2 input: 9 "
-                           "filter: 3 output: 4 stride: 2 dilation: 1",
-                           "conv_transpose.input.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{.output_shape = {1, 9, 2}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 4, 3}, {3, 2, 3})),
+      "Conv2DCustomBackpropInput: Size of out_backprop doesn't match "
+      "computed: actual = 4, computed = 5 spatial_dim: 2 input: 9 "
+      "filter: 3 output: 4 stride: 2 dilation: 1",
+      "conv_transpose.input.shape"));
   EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.output_shape = {1, 2, 9},
                                                .strides = {2},
                                                .padding = Padding::kSame,
@@ -355,15 +353,15 @@ TEST(TransposedShape, Conv1DTransposeReportsTheExpandedDimension) {
 // ---------------------------------------------------------------- batch and depth
 
 TEST(TransposedShape, BatchMismatch) {
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
-                                                    .output_shape = {2, 6, 6, 2},
-                                                    .strides = {2},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
-                           "Conv2DCustomBackpropInput: input and out_backprop must have the "
-                           "same batch size. Input batch: 2, outbackprop batch: 1, "
-                           "batch_dim: 0",
-                           "conv2d_transpose.output_shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {2, 6, 6, 2}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
+      "Conv2DCustomBackpropInput: input and out_backprop must have the "
+      "same batch size. Input batch: 2, outbackprop batch: 1, "
+      "batch_dim: 0",
+      "conv2d_transpose.output_shape"));
   EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
                                                .output_shape = {0, 2, 6, 6},
                                                .strides = {2},
@@ -378,22 +376,22 @@ TEST(TransposedShape, BatchMismatch) {
                            Operands({4, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
                       "Conv3DBackpropInputOp: input and out_backprop must have the same "
                       "batch size. Input batch: 1, outbackprop batch: 4, batch_dim: 0"));
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.output_shape = {2, 4, 1},
-                                               .padding = Padding::kSame},
-                           Operands({1, 4, 1}, {1, 1, 1})),
-                      "Conv2DCustomBackpropInput: input and out_backprop must have the same "
-                      "batch size. Input batch: 2, outbackprop batch: 1, batch_dim: 0"));
+  EXPECT_TRUE(
+      Invalid(Make(ConvTransposeParams{.output_shape = {2, 4, 1}, .padding = Padding::kSame},
+                   Operands({1, 4, 1}, {1, 1, 1})),
+              "Conv2DCustomBackpropInput: input and out_backprop must have the same "
+              "batch size. Input batch: 2, outbackprop batch: 1, batch_dim: 0"));
 }
 
 TEST(TransposedShape, OutDepthMismatch) {
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
-                                                    .output_shape = {1, 6, 6, 2},
-                                                    .strides = {2},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 3, 3, 4}, {3, 3, 2, 5})),
-                           "Conv2DCustomBackpropInput: filter and out_backprop must have the "
-                           "same out_depth",
-                           "conv2d_transpose.filter.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {1, 6, 6, 2}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 5})),
+      "Conv2DCustomBackpropInput: filter and out_backprop must have the "
+      "same out_depth",
+      "conv2d_transpose.filter.shape"));
   EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
                                                .output_shape = {1, 2, 6, 6},
                                                .strides = {2},
@@ -411,41 +409,40 @@ TEST(TransposedShape, OutDepthMismatch) {
 }
 
 TEST(TransposedShape, DepthDivisibility) {
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
-                                                    .output_shape = {1, 6, 6, 3},
-                                                    .strides = {2},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
-                           "Conv2DCustomBackpropInput: input depth must be evenly divisible "
-                           "by filter depth",
-                           "conv2d_transpose.output_shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {1, 6, 6, 3}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
+      "Conv2DCustomBackpropInput: input depth must be evenly divisible "
+      "by filter depth",
+      "conv2d_transpose.output_shape"));
   EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 3,
                                                .output_shape = {1, 2, 2, 2, 3},
                                                .padding = Padding::kSame},
                            Operands({1, 2, 2, 2, 1}, {1, 1, 1, 2, 1})),
                       "Conv3DBackpropInputOp: input depth must be evenly divisible by filter "
                       "depth"));
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.output_shape = {1, 4, 3},
-                                               .padding = Padding::kSame},
-                           Operands({1, 4, 1}, {1, 2, 1})),
-                      "Conv2DCustomBackpropInput: input depth must be evenly divisible by "
-                      "filter depth"));
+  EXPECT_TRUE(
+      Invalid(Make(ConvTransposeParams{.output_shape = {1, 4, 3}, .padding = Padding::kSame},
+                   Operands({1, 4, 1}, {1, 2, 1})),
+              "Conv2DCustomBackpropInput: input depth must be evenly divisible by "
+              "filter depth"));
   // Checked before the out_depth, as in TF.
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {1, 6, 6, 3},
-                                               .strides = {2},
-                                               .padding = Padding::kSame},
-                           Operands({1, 3, 3, 4}, {3, 3, 2, 5})),
-                      "Conv2DCustomBackpropInput: input depth must be evenly divisible"));
+  EXPECT_TRUE(Invalid(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {1, 6, 6, 3}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 4}, {3, 3, 2, 5})),
+      "Conv2DCustomBackpropInput: input depth must be evenly divisible"));
 }
 
 TEST(TransposedShape, GroupedTransposeOutputDepth) {
   // 4 output channels / filter in-depth 2 = 2 groups; the filter's 5 does not divide.
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {1, 3, 3, 4},
-                                               .padding = Padding::kSame},
-                           Operands({1, 3, 3, 5}, {1, 1, 2, 5})),
-                      "output depth must be evenly divisible by number of groups: 5 vs 2"));
+  EXPECT_TRUE(Invalid(
+      Make(ConvTransposeParams{.rank = 2, .output_shape = {1, 3, 3, 4}, .padding = Padding::kSame},
+           Operands({1, 3, 3, 5}, {1, 1, 2, 5})),
+      "output depth must be evenly divisible by number of groups: 5 vs 2"));
 }
 
 // ---------------------------------------------------------------- output_shape length
@@ -453,12 +450,11 @@ TEST(TransposedShape, GroupedTransposeOutputDepth) {
 TEST(TransposedShape, ConvTransposeLength) {
   for (const Shape& output_shape :
        {Shape{}, Shape{1}, Shape{114078056, 179835296}, Shape{1, 2, 2, 2, 2, 1}}) {
-    EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.output_shape = output_shape,
-                                                      .padding = Padding::kSame},
-                                  Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
-                             absl::StrCat("output_shape must be of length 3, 4 or 5 but was ",
-                                          output_shape.size(), "."),
-                             "conv_transpose.output_shape"));
+    EXPECT_TRUE(InvalidField(
+        Make(ConvTransposeParams{.output_shape = output_shape, .padding = Padding::kSame},
+             Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
+        absl::StrCat("output_shape must be of length 3, 4 or 5 but was ", output_shape.size(), "."),
+        "conv_transpose.output_shape"));
   }
 }
 
@@ -474,21 +470,17 @@ TEST(TransposedShape, Conv2DAndConv3DTransposeLength) {
                                                .padding = Padding::kSame},
                            Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
                       "output_shape must have shape (4,), got (2,)"));
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 3,
-                                                    .output_shape = {1, 2, 2, 1},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
-                           "output_shape must have shape (5,), got (4,)",
-                           "conv3d_transpose.output_shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(ConvTransposeParams{.rank = 3, .output_shape = {1, 2, 2, 1}, .padding = Padding::kSame},
+           Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
+      "output_shape must have shape (5,), got (4,)", "conv3d_transpose.output_shape"));
 }
 
 TEST(TransposedShape, OperandRanks) {
-  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
-                                                    .output_shape = {1, 2, 2, 1},
-                                                    .padding = Padding::kSame},
-                                Operands({1, 2, 2, 1}, {1, 1, 1})),
-                           "Conv2DCustomBackpropInput: filter must be 4-dimensional",
-                           "conv2d_transpose.filter.shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(ConvTransposeParams{.rank = 2, .output_shape = {1, 2, 2, 1}, .padding = Padding::kSame},
+           Operands({1, 2, 2, 1}, {1, 1, 1})),
+      "Conv2DCustomBackpropInput: filter must be 4-dimensional", "conv2d_transpose.filter.shape"));
   EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 3,
                                                     .output_shape = {1, 2, 2, 2, 1},
                                                     .padding = Padding::kSame},
@@ -512,11 +504,10 @@ TEST(TransposedShape, NegativeOutputShapeEntry) {
   for (const Shape& output_shape :
        {Shape{1, -6, 6, 2}, Shape{-1, 6, 6, 2}, Shape{1, 6, 6, -2}, Shape{1, 6, -1, 2}}) {
     SCOPED_TRACE(testing::PrintToString(output_shape));
-    const absl::StatusOr<ConvSpec> spec = Make(ConvTransposeParams{.rank = 2,
-                                                                   .output_shape = output_shape,
-                                                                   .strides = {2},
-                                                                   .padding = Padding::kSame},
-                                               operands);
+    const absl::StatusOr<ConvSpec> spec = Make(
+        ConvTransposeParams{
+            .rank = 2, .output_shape = output_shape, .strides = {2}, .padding = Padding::kSame},
+        operands);
     ASSERT_FALSE(spec.ok());
     EXPECT_EQ(spec.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(std::string(spec.status().message()),
@@ -565,8 +556,9 @@ TEST(TransposedShape, OutputShapeNearInt64Max) {
                                                .output_shape = {1, kMax, 1, 1},
                                                .padding = Padding::kSame},
                            Operands({1, 3, 1, 1}, {3, 1, 1, 1})),
-                      absl::StrCat(kLabel2D, ": Size of out_backprop doesn't match computed: "
-                                             "actual = 3, computed = ",
+                      absl::StrCat(kLabel2D,
+                                   ": Size of out_backprop doesn't match computed: "
+                                   "actual = 3, computed = ",
                                    kMax, " spatial_dim: 1")));
   // Legal geometry, result over the cap.
   EXPECT_TRUE(FailsWith(Make(ConvTransposeParams{.rank = 2,
@@ -582,11 +574,9 @@ TEST(TransposedShape, OutputShapeNearInt64Max) {
                              Operands({1, 1, 1, 1}, {3, 1, 1, 1})),
                         absl::StatusCode::kResourceExhausted, "The result would have"));
   // VALID with a huge filter.
-  const absl::StatusOr<ConvSpec> valid =
-      Make(ConvTransposeParams{.rank = 2,
-                               .output_shape = {1, kMax, 1, 1},
-                               .padding = Padding::kValid},
-           Operands({1, 1, 1, 1}, {kMax, 1, 1, 1}));
+  const absl::StatusOr<ConvSpec> valid = Make(
+      ConvTransposeParams{.rank = 2, .output_shape = {1, kMax, 1, 1}, .padding = Padding::kValid},
+      Operands({1, 1, 1, 1}, {kMax, 1, 1, 1}));
   ASSERT_FALSE(valid.ok());
   EXPECT_TRUE(IsInvalidOrExhausted(valid.status())) << valid.status();
   // A huge dilation overflows the effective filter size.
@@ -605,18 +595,16 @@ TEST(TransposedShape, OutputShapeNearInt64Max) {
 }
 
 TEST(TransposedShape, ExtremeValuesNeverCrash) {
-  const int64_t values[] = {std::numeric_limits<int64_t>::min(), -1, 0, 1, 2, 3,
-                            114078056, 179835296, kMax};
+  const int64_t values[] = {
+      std::numeric_limits<int64_t>::min(), -1, 0, 1, 2, 3, 114078056, 179835296, kMax};
   for (int64_t h : values) {
     for (int64_t c : values) {
       for (int64_t s : {int64_t{1}, int64_t{2}, kMax}) {
         for (Padding padding : {Padding::kSame, Padding::kValid}) {
-          const absl::StatusOr<ConvSpec> spec =
-              Make(ConvTransposeParams{.rank = 2,
-                                       .output_shape = {1, h, 2, c},
-                                       .strides = {s, 1},
-                                       .padding = padding},
-                   Operands({1, 2, 2, 2}, {2, 1, 1, 2}));
+          const absl::StatusOr<ConvSpec> spec = Make(
+              ConvTransposeParams{
+                  .rank = 2, .output_shape = {1, h, 2, c}, .strides = {s, 1}, .padding = padding},
+              Operands({1, 2, 2, 2}, {2, 1, 1, 2}));
           if (!spec.ok()) {
             EXPECT_TRUE(IsInvalidOrExhausted(spec.status())) << spec.status();
           } else {

@@ -29,8 +29,8 @@ Window Ok(int64_t in, int64_t k, int64_t s, int64_t d, Padding padding, int64_t 
 }
 
 // The message of a window that must fail with INVALID_ARGUMENT.
-std::string Error(int64_t in, int64_t k, int64_t s, int64_t d, Padding padding,
-                  int64_t pb = 0, int64_t pa = 0) {
+std::string Error(int64_t in, int64_t k, int64_t s, int64_t d, Padding padding, int64_t pb = 0,
+                  int64_t pa = 0) {
   absl::StatusOr<Window> w = ComputeWindow(in, k, s, d, padding, pb, pa);
   EXPECT_FALSE(w.ok()) << "in=" << in << " k=" << k << " s=" << s << " d=" << d
                        << " unexpectedly gave output " << (w.ok() ? w->output_size : 0);
@@ -40,8 +40,8 @@ std::string Error(int64_t in, int64_t k, int64_t s, int64_t d, Padding padding,
 }
 
 // For extreme arguments: either INVALID_ARGUMENT or exactly `expected`.
-void ExpectErrorOr(const absl::StatusOr<Window>& w, int64_t expected_size,
-                   int64_t expected_before, int64_t expected_after) {
+void ExpectErrorOr(const absl::StatusOr<Window>& w, int64_t expected_size, int64_t expected_before,
+                   int64_t expected_after) {
   if (!w.ok()) {
     EXPECT_EQ(w.status().code(), absl::StatusCode::kInvalidArgument) << w.status();
     return;
@@ -88,8 +88,7 @@ TEST(Window, SameIndependentOfFilterSizeAndDilation) {
       const int64_t expected_out = (in + s - 1) / s;
       for (int64_t k = 1; k <= 7; ++k) {
         for (int64_t d = 1; d <= 4; ++d) {
-          SCOPED_TRACE(testing::Message() << "in=" << in << " k=" << k << " s=" << s
-                                          << " d=" << d);
+          SCOPED_TRACE(testing::Message() << "in=" << in << " k=" << k << " s=" << s << " d=" << d);
           const Window w = Ok(in, k, s, d, Padding::kSame);
           EXPECT_EQ(w.output_size, expected_out);
           const int64_t eff = (k - 1) * d + 1;
@@ -145,8 +144,7 @@ TEST(Window, ValidMatchesSeedFormula) {
         for (int64_t d = 1; d <= 3; ++d) {
           const int64_t eff = (k - 1) * d + 1;
           if (eff > in) continue;
-          SCOPED_TRACE(testing::Message() << "in=" << in << " k=" << k << " s=" << s
-                                          << " d=" << d);
+          SCOPED_TRACE(testing::Message() << "in=" << in << " k=" << k << " s=" << s << " d=" << d);
           const int64_t span = in - eff + 1;
           ExpectWindow(Ok(in, k, s, d, Padding::kValid), (span + s - 1) / s, 0, 0);
         }
@@ -304,8 +302,7 @@ TEST(Window, HugeExplicitPads) {
   EXPECT_FALSE(Error(5, 3, 1, 1, Padding::kExplicit, kMax, kMax).empty());
   EXPECT_FALSE(Error(kMax, 1, 1, 1, Padding::kExplicit, 1, 0).empty());
   // Large but representable: (0 + (max-1) + 0 - 1 + 1) / 1 = max - 1.
-  ExpectErrorOr(ComputeWindow(0, 1, 1, 1, Padding::kExplicit, kMax - 1, 0), kMax - 1,
-                kMax - 1, 0);
+  ExpectErrorOr(ComputeWindow(0, 1, 1, 1, Padding::kExplicit, kMax - 1, 0), kMax - 1, kMax - 1, 0);
   // With a huge stride the result is small: (5 + max - 3 + max) / max = 2 or an error.
   ExpectErrorOr(ComputeWindow(5, 3, kMax, 1, Padding::kExplicit, kMax, 0), 2, kMax, 0);
 }

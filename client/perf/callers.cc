@@ -14,8 +14,7 @@ class UnaryCaller final : public Caller {
       : stubs_(stubs), request_(request), timeout_ms_(timeout_ms) {}
   int Call() override {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(timeout_ms_));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
     v1::ConvResponse response;
     return stubs_.conv->Conv(&context, request_, &response).error_code();
   }
@@ -32,8 +31,7 @@ class EchoCaller final : public Caller {
       : stubs_(stubs), request_(request), timeout_ms_(timeout_ms) {}
   int Call() override {
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::milliseconds(timeout_ms_));
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(timeout_ms_));
     v1::EchoResponse response;
     return stubs_.echo->Echo(&context, request_, &response).error_code();
   }
@@ -91,8 +89,8 @@ class StreamCaller final : public Caller {
 }  // namespace
 
 CallerFactory MakeCallerFactory(const std::string& mode, std::vector<Stubs>& stubs,
-                                const v1::ConvRequest& request,
-                                const v1::EchoRequest& echo_request, int timeout_ms) {
+                                const v1::ConvRequest& request, const v1::EchoRequest& echo_request,
+                                int timeout_ms) {
   Stubs* const all = stubs.data();
   const size_t count = stubs.size();
   if (mode == "stream") {

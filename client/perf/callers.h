@@ -37,7 +37,7 @@ using CallerFactory = std::function<std::unique_ptr<Caller>(int slot)>;
 // `echo_request`, each with a deadline of `timeout_ms`; streams send copies of
 // `request` with ids 0, 1, ... The arguments must outlive the factory and its callers.
 CallerFactory MakeCallerFactory(const std::string& mode, std::vector<Stubs>& stubs,
-                                const v1::ConvRequest& request,
-                                const v1::EchoRequest& echo_request, int timeout_ms);
+                                const v1::ConvRequest& request, const v1::EchoRequest& echo_request,
+                                int timeout_ms);
 
 }  // namespace convserve::perf

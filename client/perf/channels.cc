@@ -28,9 +28,12 @@ std::string ServiceConfigJson(const Options& o) {
     parts.push_back(absl::StrCat(
         "\"methodConfig\":[{\"name\":[{\"service\":\"convserve.v1.ConvService\",\"method\":"
         "\"Conv\"},{\"service\":\"convserve.v1.EchoService\"}],\"retryPolicy\":{"
-        "\"maxAttempts\":", o.max_attempts, ",\"initialBackoff\":\"0.02s\",\"maxBackoff\":"
+        "\"maxAttempts\":",
+        o.max_attempts,
+        ",\"initialBackoff\":\"0.02s\",\"maxBackoff\":"
         "\"0.5s\",\"backoffMultiplier\":2,\"retryableStatusCodes\":[\"",
-        absl::StrJoin(o.retry_on, "\",\""), "\"]}}],\"retryThrottling\":{\"maxTokens\":1000,"
+        absl::StrJoin(o.retry_on, "\",\""),
+        "\"]}}],\"retryThrottling\":{\"maxTokens\":1000,"
         "\"tokenRatio\":0.1}"));
   }
   return parts.empty() ? "" : absl::StrCat("{", absl::StrJoin(parts, ","), "}");
@@ -73,9 +76,9 @@ absl::StatusOr<std::string> RegisterFilterEverywhere(const Options& o, std::vect
     v1::RegisterFilterResponse response;
     grpc::Status status = stubs[a].conv->RegisterFilter(&context, request, &response);
     if (!status.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          absl::StrCat("RegisterFilter on ", o.addresses[a],
-                                       " failed: ", status.error_message()));
+      return absl::Status(
+          static_cast<absl::StatusCode>(status.error_code()),
+          absl::StrCat("RegisterFilter on ", o.addresses[a], " failed: ", status.error_message()));
     }
     id = response.filter_id();
   }
@@ -91,10 +94,10 @@ absl::StatusOr<int64_t> ProbeReplyBytes(const Options& o, std::vector<Stubs>& st
     v1::ConvResponse response;
     grpc::Status status = stubs[a].conv->Conv(&context, request, &response);
     if (!status.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                          absl::StrCat("the first request to ", o.addresses[a], " failed (",
-                                       client::StatusCodeName(status.error_code()),
-                                       "): ", status.error_message()));
+      return absl::Status(
+          static_cast<absl::StatusCode>(status.error_code()),
+          absl::StrCat("the first request to ", o.addresses[a], " failed (",
+                       client::StatusCodeName(status.error_code()), "): ", status.error_message()));
     }
     reply_bytes = static_cast<int64_t>(response.ByteSizeLong());
   }

@@ -41,15 +41,15 @@ CommandLine::CommandLine()
           "open-loop rates, Echo and in-process baselines)")) {
   CLI::App& app = *app_;
   Options& o = options_;
-  CLI::Option* address_option = app.add_option("--address", o.addresses,
-                 "server host:port; repeat or comma-separate to spread connections round-robin")
-      ->delimiter(',')
-      ->capture_default_str();
-  target_option_ =
-      app.add_option("--target", o.target,
-                     "one gRPC target instead of --address, taken whole: e.g. "
-                     "ipv4:127.0.0.2:50051,127.0.0.3:50051 or dns:///host:50051")
-          ->excludes(address_option);
+  CLI::Option* address_option =
+      app.add_option("--address", o.addresses,
+                     "server host:port; repeat or comma-separate to spread connections round-robin")
+          ->delimiter(',')
+          ->capture_default_str();
+  target_option_ = app.add_option("--target", o.target,
+                                  "one gRPC target instead of --address, taken whole: e.g. "
+                                  "ipv4:127.0.0.2:50051,127.0.0.3:50051 or dns:///host:50051")
+                       ->excludes(address_option);
   app.add_option("--lb-policy", o.lb_policy, "gRPC load balancing policy (default: pick_first)")
       ->check(CLI::IsMember({"pick_first", "round_robin"}));
   app.add_flag("--health-check", o.health_check,
@@ -64,8 +64,8 @@ CommandLine::CommandLine()
                  "status codes --max-attempts retries, e.g. UNAVAILABLE,RESOURCE_EXHAUSTED "
                  "(a full queue refuses a request before running it)")
       ->delimiter(',')
-      ->check(CLI::IsMember({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED",
-                             "ABORTED", "INTERNAL", "UNKNOWN"}))
+      ->check(CLI::IsMember({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED",
+                             "INTERNAL", "UNKNOWN"}))
       ->capture_default_str();
   app.add_option("--connections", o.connections,
                  "gRPC channels (TCP connections), at least one per address; callers share them "

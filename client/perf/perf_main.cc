@@ -70,12 +70,12 @@ int Run(int argc, char** argv) {
   echo_request.set_payload(std::string(w.request.ByteSizeLong(), '\0'));
   echo_request.set_reply_bytes(*reply_bytes);
 
-  std::printf("convserve-perf: %s %s %s input=%s filter=%s; %.4f GFLOP/request; request %zu "
-              "bytes, reply %lld bytes; %zu address(es), %d connection(s)\n",
-              o.mode.c_str(), o.op.c_str(), o.dtype.c_str(),
-              absl::StrJoin(o.input_shape, "x").c_str(), absl::StrJoin(o.filter_shape, "x").c_str(),
-              w.flops / 1e9, w.request.ByteSizeLong(), static_cast<long long>(*reply_bytes),
-              o.addresses.size(), static_cast<int>(stubs.size()));
+  std::printf(
+      "convserve-perf: %s %s %s input=%s filter=%s; %.4f GFLOP/request; request %zu "
+      "bytes, reply %lld bytes; %zu address(es), %d connection(s)\n",
+      o.mode.c_str(), o.op.c_str(), o.dtype.c_str(), absl::StrJoin(o.input_shape, "x").c_str(),
+      absl::StrJoin(o.filter_shape, "x").c_str(), w.flops / 1e9, w.request.ByteSizeLong(),
+      static_cast<long long>(*reply_bytes), o.addresses.size(), static_cast<int>(stubs.size()));
 
   double in_process = -1;
   if (o.compare_in_process) {
@@ -107,9 +107,9 @@ int Run(int argc, char** argv) {
       PrintRow(echo);
       ours.echo_rps = echo.rps;
       ours.ratio_echo = echo.rps > 0 ? ours.rps / echo.rps : 0;
-      ratio_lines.push_back(absl::StrFormat(
-          "ratio ours/echo throughput at %s: %.3f (%s %.1f req/s, echo %.1f req/s)", ours.load,
-          ours.ratio_echo, ours.mode, ours.rps, echo.rps));
+      ratio_lines.push_back(
+          absl::StrFormat("ratio ours/echo throughput at %s: %.3f (%s %.1f req/s, echo %.1f req/s)",
+                          ours.load, ours.ratio_echo, ours.mode, ours.rps, echo.rps));
       rows.push_back(ours);
       rows.push_back(echo);
     } else {

@@ -52,10 +52,11 @@ bool WriteLatencyLog(const std::string& path, const std::vector<StepResult>& row
   out << "mode,load,end_unix_ms,latency_us,code\n";
   for (const StepResult& r : rows) {
     for (const Sample& sample : r.samples) {
-      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          sample.end.time_since_epoch()).count();
-      out << r.mode << "," << r.load << "," << ms << "," << sample.latency_us << ","
-          << sample.code << "\n";
+      const auto ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(sample.end.time_since_epoch())
+              .count();
+      out << r.mode << "," << r.load << "," << ms << "," << sample.latency_us << "," << sample.code
+          << "\n";
     }
   }
   return static_cast<bool>(out);
@@ -65,8 +66,8 @@ bool WriteJson(const std::string& path, const Options& o, const Workload& w,
                const std::vector<StepResult>& rows) {
   std::ofstream out(path);
   out << "{\"op\":\"" << o.op << "\",\"dtype\":\"" << o.dtype << "\",\"mode\":\"" << o.mode
-      << "\",\"flops_per_request\":" << w.flops << ",\"request_bytes\":"
-      << w.request.ByteSizeLong() << ",\"steps\":[";
+      << "\",\"flops_per_request\":" << w.flops << ",\"request_bytes\":" << w.request.ByteSizeLong()
+      << ",\"steps\":[";
   for (size_t i = 0; i < rows.size(); ++i) {
     const StepResult& r = rows[i];
     out << (i ? "," : "") << "{\"mode\":\"" << r.mode << "\",\"load\":\"" << r.load
@@ -77,9 +78,9 @@ bool WriteJson(const std::string& path, const Options& o, const Workload& w,
       out << (first ? "" : ",") << "\"" << name << "\":" << count;
       first = false;
     }
-    out << "},\"seconds\":" << r.seconds << ",\"req_per_s\":" << r.rps
-        << ",\"gflops\":" << r.gflops << ",\"p50_us\":" << r.p50 << ",\"p90_us\":" << r.p90
-        << ",\"p95_us\":" << r.p95 << ",\"p99_us\":" << r.p99;
+    out << "},\"seconds\":" << r.seconds << ",\"req_per_s\":" << r.rps << ",\"gflops\":" << r.gflops
+        << ",\"p50_us\":" << r.p50 << ",\"p90_us\":" << r.p90 << ",\"p95_us\":" << r.p95
+        << ",\"p99_us\":" << r.p99;
     if (r.echo_rps >= 0) {
       out << ",\"echo_req_per_s\":" << r.echo_rps << ",\"ratio_vs_echo\":" << r.ratio_echo;
     }

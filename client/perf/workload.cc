@@ -87,9 +87,7 @@ std::string RandomBytes(DataType dtype, int64_t elements, std::mt19937& rng) {
     const int k = pick(rng);
     const float f = static_cast<float>(k) / 4.0f;
     switch (dtype) {
-      case DataType::kFloat32:
-        std::memcpy(out + 4 * i, &f, 4);
-        break;
+      case DataType::kFloat32: std::memcpy(out + 4 * i, &f, 4); break;
       case DataType::kFloat64: {
         const double d = f;
         std::memcpy(out + 8 * i, &d, 8);
@@ -162,10 +160,10 @@ absl::StatusOr<Workload> MakeWorkload(const Options& o) {
 
   client::OpArgs args{.strides = o.strides, .padding = o.padding};
   if (o.op == "conv2d_transpose") args.output_shape = o.output_shape;
-  absl::StatusOr<v1::ConvRequest> request = client::BuildRequest(
-      o.op, args,
-      {.input = {dtype->wire, o.input_shape, w.input_bytes},
-       .filter = client::Tensor{dtype->wire, o.filter_shape, w.filter_bytes}});
+  absl::StatusOr<v1::ConvRequest> request =
+      client::BuildRequest(o.op, args,
+                           {.input = {dtype->wire, o.input_shape, w.input_bytes},
+                            .filter = client::Tensor{dtype->wire, o.filter_shape, w.filter_bytes}});
   if (!request.ok()) return UsageError("--op", request.status().message());
   w.request = *std::move(request);
   return w;

@@ -23,12 +23,9 @@ dnnl::engine& CpuEngine() {
 
 Dt UserType(DataType dtype) {
   switch (dtype) {
-    case DataType::kBFloat16:
-      return Dt::bf16;
-    case DataType::kFloat16:
-      return Dt::f16;
-    default:
-      return Dt::f32;
+    case DataType::kBFloat16: return Dt::bf16;
+    case DataType::kFloat16: return Dt::f16;
+    default: return Dt::f32;
   }
 }
 
@@ -61,8 +58,8 @@ memory::dims Spatial(const std::array<int64_t, kMaxSpatialRank>& dims, int rank)
 
 // An activation [N, C, spatial...] in logical order, laid out channels-last or first.
 memory::desc ActivationDesc(int64_t batch, int64_t channels,
-                            const std::array<int64_t, kMaxSpatialRank>& spatial, int rank,
-                            Dt type, bool channels_last) {
+                            const std::array<int64_t, kMaxSpatialRank>& spatial, int rank, Dt type,
+                            bool channels_last) {
   memory::dims dims{batch, channels};
   for (int i = 0; i < rank; ++i) dims.push_back(spatial[i]);
   const Tag tag = rank == 2 ? (channels_last ? Tag::nhwc : Tag::nchw)
@@ -106,26 +103,19 @@ memory::desc WeightsDesc(int64_t groups, int64_t in_channels, int64_t out_channe
 dnnl::post_ops EpilogueOps(Activation activation) {
   dnnl::post_ops ops;
   switch (activation) {
-    case Activation::kNone:
-      break;
-    case Activation::kRelu:
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
-      break;
+    case Activation::kNone: break;
+    case Activation::kRelu: ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f); break;
     case Activation::kRelu6:
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f);
       break;
-    case Activation::kElu:
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 1.f, 0.f);
-      break;
+    case Activation::kElu: ops.append_eltwise(1.f, dnnl::algorithm::eltwise_elu, 1.f, 0.f); break;
     case Activation::kLeakyRelu:
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.2f, 0.f);
       break;
     case Activation::kSigmoid:
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_logistic, 0.f, 0.f);
       break;
-    case Activation::kTanh:
-      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_tanh, 0.f, 0.f);
-      break;
+    case Activation::kTanh: ops.append_eltwise(1.f, dnnl::algorithm::eltwise_tanh, 0.f, 0.f); break;
   }
   return ops;
 }
@@ -161,16 +151,17 @@ struct ConvGeometry {  // the convolution one stage computes
 };
 
 ConvGeometry MainGeometry(const ConvSpec& s) {
-  ConvGeometry g{s.groups, s.in_channels, s.out_channels, s.input_spatial, s.filter_spatial,
-                 s.output_spatial, s.strides, s.dilations, s.pad_before, s.pad_after};
+  ConvGeometry g{s.groups,         s.in_channels, s.out_channels, s.input_spatial, s.filter_spatial,
+                 s.output_spatial, s.strides,     s.dilations,    s.pad_before,    s.pad_after};
   for (int64_t& d : g.dilations) d -= 1;  // oneDNN counts the gaps
   return g;
 }
 
 ConvGeometry PointwiseGeometry(const ConvSpec& s) {
   ConvGeometry g{s.pointwise_groups, s.out_channels, s.pointwise_out_channels,
-                 s.output_spatial, {1, 1, 1}, s.output_spatial, {1, 1, 1}, {0, 0, 0},
-                 {0, 0, 0}, {0, 0, 0}};
+                 s.output_spatial,   {1, 1, 1},      s.output_spatial,
+                 {1, 1, 1},          {0, 0, 0},      {0, 0, 0},
+                 {0, 0, 0}};
   return g;
 }
 
@@ -185,9 +176,8 @@ dnnl::primitive_attr Attr(Activation activation) {
 // `transposed`, the deconvolution (gradient of the convolution of `g` with
 // respect to its input) from `src` (dy) to `dst` (dx).
 template <typename Primitive>
-Stage MakeStage(const ConvSpec& s, const ConvGeometry& g, bool transposed,
-                const memory::desc& src, const memory::desc& dst, bool bias,
-                Activation activation) {
+Stage MakeStage(const ConvSpec& s, const ConvGeometry& g, bool transposed, const memory::desc& src,
+                const memory::desc& dst, bool bias, Activation activation) {
   const int r = s.rank;
   auto weights = [&](Dt type, bool strides) {
     return WeightsDesc(g.groups, g.in_channels, g.out_channels, g.kernel, r, type, transposed,
@@ -196,12 +186,12 @@ Stage MakeStage(const ConvSpec& s, const ConvGeometry& g, bool transposed,
   const int64_t dst_channels = transposed ? g.in_channels : g.out_channels;
   const memory::desc bias_desc =
       bias ? memory::desc({dst_channels}, Dt::f32, Tag::a) : memory::desc();
-  const dnnl::algorithm algorithm = transposed ? dnnl::algorithm::deconvolution_direct
-                                               : dnnl::algorithm::convolution_direct;
+  const dnnl::algorithm algorithm =
+      transposed ? dnnl::algorithm::deconvolution_direct : dnnl::algorithm::convolution_direct;
   typename Primitive::desc desc(dnnl::prop_kind::forward_inference, algorithm, src,
                                 weights(ComputeType(s), false), bias_desc, dst,
-                                Spatial(g.strides, r), Spatial(g.dilations, r),
-                                Spatial(g.pad_l, r), Spatial(g.pad_r, r));
+                                Spatial(g.strides, r), Spatial(g.dilations, r), Spatial(g.pad_l, r),
+                                Spatial(g.pad_r, r));
   typename Primitive::primitive_desc pd(desc, Attr(activation), CpuEngine());
   Stage stage;
   stage.primitive = Primitive(pd);
@@ -250,18 +240,18 @@ std::unique_ptr<Plan> MakePlan(const ConvSpec& s) {
     plan->src = InternalOrUser(y_internal, y_user);
     plan->dst = InternalOrUser(x_internal, x_user);
   } else if (s.pointwise_out_channels > 0) {
-    const memory::desc z_internal = ActivationDesc(s.batch, s.pointwise_out_channels,
-                                                   s.output_spatial, r, compute, true);
-    const memory::desc z_user = ActivationDesc(s.batch, s.pointwise_out_channels,
-                                               s.output_spatial, r, user, s.channels_last);
+    const memory::desc z_internal =
+        ActivationDesc(s.batch, s.pointwise_out_channels, s.output_spatial, r, compute, true);
+    const memory::desc z_user = ActivationDesc(s.batch, s.pointwise_out_channels, s.output_spatial,
+                                               r, user, s.channels_last);
     plan->stages.push_back(
         ForwardStage(s, MainGeometry(s), x_internal, y_internal, false, Activation::kNone));
-    plan->stages.push_back(ForwardStage(s, PointwiseGeometry(s), y_internal, z_internal,
-                                        s.has_bias, s.activation));
+    plan->stages.push_back(
+        ForwardStage(s, PointwiseGeometry(s), y_internal, z_internal, s.has_bias, s.activation));
     plan->intermediate = memory(y_internal, CpuEngine());
     if (compute != user) {
-      plan->rounded = memory(
-          ActivationDesc(s.batch, y_channels, s.output_spatial, r, user, true), CpuEngine());
+      plan->rounded =
+          memory(ActivationDesc(s.batch, y_channels, s.output_spatial, r, user, true), CpuEngine());
       plan->round_down = dnnl::reorder(plan->intermediate, plan->rounded);
       plan->round_up = dnnl::reorder(plan->rounded, plan->intermediate);
     }
@@ -328,9 +318,9 @@ struct OneDnnBackend::Impl {
     WeightKey key;
     if (options.weight_cache) {
       const uint64_t hash =
-          known_hash ? *known_hash
-                     : ContentHash(absl::string_view(reinterpret_cast<const char*>(filter.data),
-                                                     bytes));
+          known_hash
+              ? *known_hash
+              : ContentHash(absl::string_view(reinterpret_cast<const char*>(filter.data), bytes));
       key = WeightKey{hash, static_cast<int64_t>(bytes), spec, index};
       if (auto cached = options.weight_cache->Find(key)) {
         return std::static_pointer_cast<const memory>(cached);
@@ -358,10 +348,9 @@ struct OneDnnBackend::Impl {
     for (size_t i = 0; i < plan.stages.size(); ++i) {
       const Stage& stage = plan.stages[i];
       const bool first = i == 0;
-      std::shared_ptr<const memory> weights =
-          Weights(spec, stage, static_cast<int>(i),
-                  first ? operands.filter : operands.pointwise_filter,
-                  first ? operands.filter_hash : operands.pointwise_filter_hash);
+      std::shared_ptr<const memory> weights = Weights(
+          spec, stage, static_cast<int>(i), first ? operands.filter : operands.pointwise_filter,
+          first ? operands.filter_hash : operands.pointwise_filter_hash);
       const bool last = i + 1 == plan.stages.size();
       const memory& in = i == 0 ? plan.src : plan.intermediate;
       const memory& result = last ? plan.dst : plan.intermediate;
@@ -370,9 +359,8 @@ struct OneDnnBackend::Impl {
       args.emplace(DNNL_ARG_SRC, in);
       args.emplace(DNNL_ARG_DST, result);
       if (stage.has_bias) {
-        args.emplace(DNNL_ARG_BIAS,
-                     memory(memory::desc({spec.ResultChannels()}, Dt::f32, Tag::a), CpuEngine(),
-                            const_cast<float*>(bias)));
+        args.emplace(DNNL_ARG_BIAS, memory(memory::desc({spec.ResultChannels()}, Dt::f32, Tag::a),
+                                           CpuEngine(), const_cast<float*>(bias)));
       }
       stage.primitive.execute(stream, args);
       if (!last && plan.round_down) {
@@ -392,8 +380,7 @@ OneDnnBackend::OneDnnBackend(OneDnnOptions options) : impl_(std::make_unique<Imp
 OneDnnBackend::~OneDnnBackend() = default;
 
 bool OneDnnBackend::ComputesDtype(DataType dtype) {
-  return dtype == DataType::kFloat32 || dtype == DataType::kBFloat16 ||
-         dtype == DataType::kFloat16;
+  return dtype == DataType::kFloat32 || dtype == DataType::kBFloat16 || dtype == DataType::kFloat16;
 }
 
 bool OneDnnBackend::Computes(const ConvSpec& spec) const {
@@ -406,8 +393,9 @@ BackendInfo OneDnnBackend::Describe() const {
       .version = LibraryVersion(),
       .device = Isa(),
       .native_dtypes = {},
-      .notes = "float32 and bfloat16 native; float16 computed in float32 and rounded once; "
-               "float64, int32 and empty tensors are not computed here",
+      .notes =
+          "float32 and bfloat16 native; float16 computed in float32 and rounded once; "
+          "float64, int32 and empty tensors are not computed here",
   };
   for (DataType dtype : kAllDataTypes) {
     if (ComputesDtype(dtype)) info.native_dtypes.push_back(dtype);
@@ -415,8 +403,7 @@ BackendInfo OneDnnBackend::Describe() const {
   return info;
 }
 
-absl::Status OneDnnBackend::Run(const ConvSpec& spec, const Operands& operands,
-                                TensorView out) {
+absl::Status OneDnnBackend::Run(const ConvSpec& spec, const Operands& operands, TensorView out) {
   if (!Computes(spec)) {
     return absl::FailedPreconditionError(
         absl::StrCat("the onednn backend does not compute ", spec.DebugString()));
@@ -437,24 +424,15 @@ std::string OneDnnBackend::LibraryVersion() {
 
 std::string OneDnnBackend::Isa() {
   switch (dnnl::get_effective_cpu_isa()) {
-    case dnnl::cpu_isa::avx512_core_amx:
-      return "avx512_core_amx";
-    case dnnl::cpu_isa::avx512_core_bf16:
-      return "avx512_core_bf16";
-    case dnnl::cpu_isa::avx512_core_vnni:
-      return "avx512_core_vnni";
-    case dnnl::cpu_isa::avx512_core:
-      return "avx512_core";
-    case dnnl::cpu_isa::avx2_vnni:
-      return "avx2_vnni";
-    case dnnl::cpu_isa::avx2:
-      return "avx2";
-    case dnnl::cpu_isa::avx:
-      return "avx";
-    case dnnl::cpu_isa::sse41:
-      return "sse41";
-    default:
-      return "other";
+    case dnnl::cpu_isa::avx512_core_amx: return "avx512_core_amx";
+    case dnnl::cpu_isa::avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl::cpu_isa::avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl::cpu_isa::avx512_core: return "avx512_core";
+    case dnnl::cpu_isa::avx2_vnni: return "avx2_vnni";
+    case dnnl::cpu_isa::avx2: return "avx2";
+    case dnnl::cpu_isa::avx: return "avx";
+    case dnnl::cpu_isa::sse41: return "sse41";
+    default: return "other";
   }
 }
 

@@ -5,8 +5,8 @@
 // bfloat16 and which compute in float32); float16 is converted to float32 on
 // the way in, computed, and rounded once on the way out. float64 and int32,
 // which oneDNN has no kernels for, and empty tensors are not computed here
-// (Computes is false): the server routes them to another pool. Activations stay in the client's layout at the edges:
-// channels-first tensors are reordered to channels-last for the compute, never
+// (Computes is false): the server routes them to another pool. Activations stay in the client's
+// layout at the edges: channels-first tensors are reordered to channels-last for the compute, never
 // run on oneDNN's plain-NCHW path. Weights are reordered once per (filter
 // content, spec) into oneDNN's blocked layout and kept in a shared WeightCache.
 #pragma once

@@ -19,8 +19,8 @@ struct Geometry {
 };
 
 Geometry Align(const ConvSpec& spec) {
-  Geometry g{spec.batch, spec.in_channels, spec.out_channels, spec.groups,
-             {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {0, 0, 0}};
+  Geometry g{spec.batch, spec.in_channels, spec.out_channels, spec.groups, {1, 1, 1},
+             {1, 1, 1},  {1, 1, 1},        {1, 1, 1},         {1, 1, 1},   {0, 0, 0}};
   const int shift = 3 - spec.rank;
   for (int i = 0; i < spec.rank; ++i) {
     g.in[shift + i] = spec.input_spatial[i];
@@ -35,8 +35,15 @@ Geometry Align(const ConvSpec& spec) {
 
 // The 1x1, stride-1 convolution that follows the depthwise step of separable_conv2d.
 Geometry Pointwise(const Geometry& depthwise, const ConvSpec& spec) {
-  Geometry g{depthwise.batch, spec.out_channels, spec.pointwise_out_channels,
-             spec.pointwise_groups, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1},
+  Geometry g{depthwise.batch,
+             spec.out_channels,
+             spec.pointwise_out_channels,
+             spec.pointwise_groups,
+             {1, 1, 1},
+             {1, 1, 1},
+             {1, 1, 1},
+             {1, 1, 1},
+             {1, 1, 1},
              {0, 0, 0}};
   for (int i = 0; i < 3; ++i) g.in[i] = g.out[i] = depthwise.out[i];
   return g;
@@ -51,8 +58,8 @@ struct Layout {
 Layout MakeLayout(const int64_t (&spatial)[3], int64_t channels, bool channels_last) {
   const int64_t plane = spatial[0] * spatial[1] * spatial[2];
   if (channels_last) {
-    return {plane * channels, 1,
-            {spatial[1] * spatial[2] * channels, spatial[2] * channels, channels}};
+    return {
+        plane * channels, 1, {spatial[1] * spatial[2] * channels, spatial[2] * channels, channels}};
   }
   return {channels * plane, plane, {spatial[1] * spatial[2], spatial[2], 1}};
 }
@@ -62,7 +69,8 @@ int64_t FilterTap(const Geometry& g, int64_t k0, int64_t k1, int64_t k2) {
   return ((k0 * g.k[1] + k1) * g.k[2] + k2) * (g.in_channels / g.groups) * g.out_channels;
 }
 
-// y[b, o, oc] = sum_{k, ic} x[b, o * stride - pad + k * dilation, group(oc) * I + ic] * w[k, ic, oc]
+// y[b, o, oc] = sum_{k, ic} x[b, o * stride - pad + k * dilation, group(oc) * I + ic] * w[k, ic,
+// oc]
 template <typename T>
 void Forward(const Geometry& g, bool channels_last, const T* x, const T* w, T* y) {
   const Layout lx = MakeLayout(g.in, g.in_channels, channels_last);
@@ -151,8 +159,8 @@ absl::Status CheckSize(const ConstTensorView& view, int64_t expected, absl::stri
   }
   if (!elements.ok() || *elements != expected) {
     return absl::InvalidArgumentError(absl::StrCat("reference backend: ", name, " has shape ",
-                                                   ShapeString(view.shape), ", expected ",
-                                                   expected, " elements"));
+                                                   ShapeString(view.shape), ", expected ", expected,
+                                                   " elements"));
   }
   return absl::OkStatus();
 }
@@ -186,8 +194,7 @@ BackendInfo ReferenceBackend::Describe() const {
   };
 }
 
-absl::Status ReferenceBackend::Run(const ConvSpec& spec, const Operands& operands,
-                                   TensorView out) {
+absl::Status ReferenceBackend::Run(const ConvSpec& spec, const Operands& operands, TensorView out) {
   const int64_t y_elements = spec.OutputElements();
   const int64_t x_elements = spec.InputElements();
   if (out.shape != spec.result_shape || out.dtype != spec.dtype) {

@@ -14,9 +14,8 @@
 //
 // Run it with scripts/bench.sh (README.md, "Benchmarks", explains the columns).
 
-#include <omp.h>
-
 #include <immintrin.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -302,9 +301,7 @@ Geometry LayerGeometry(const Layer& l) {
       g.x_channels = l.out_channels;
       g.y_channels = l.in_channels;
       break;
-    default:
-      g.x_channels = l.in_channels;
-      g.y_channels = l.out_channels;
+    default: g.x_channels = l.in_channels; g.y_channels = l.out_channels;
   }
   for (int i = 0; i < g.rank; ++i) {
     int64_t x, y;
@@ -443,12 +440,10 @@ dnnl::engine& Engine() {
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
-Tag ChannelsLast(int rank) {
-  return rank == 1 ? Tag::nwc : rank == 2 ? Tag::nhwc : Tag::ndhwc;
-}
+Tag ChannelsLast(int rank) { return rank == 1 ? Tag::nwc : rank == 2 ? Tag::nhwc : Tag::ndhwc; }
 
 memory::desc ActivationDesc(int64_t batch, int64_t channels, const std::vector<int64_t>& spatial,
-                        Dt type) {
+                            Dt type) {
   memory::dims dims{batch, channels};
   dims.insert(dims.end(), spatial.begin(), spatial.end());
   return memory::desc(dims, type, ChannelsLast(static_cast<int>(spatial.size())));
@@ -484,8 +479,8 @@ memory::desc TfFilter(int64_t groups, int64_t in_per_group, int64_t out,
 
 memory::desc AnyWeights(int64_t groups, int64_t rows, int64_t cols,
                         const std::vector<int64_t>& kernel, Dt type) {
-  memory::dims dims = groups > 1 ? memory::dims{groups, rows / groups, cols / groups}
-                                 : memory::dims{rows, cols};
+  memory::dims dims =
+      groups > 1 ? memory::dims{groups, rows / groups, cols / groups} : memory::dims{rows, cols};
   dims.insert(dims.end(), kernel.begin(), kernel.end());
   return memory::desc(dims, type, Tag::any);
 }
@@ -529,16 +524,16 @@ BareStage ForwardConv(int64_t groups, int64_t x_channels, int64_t y_channels,
                       const std::vector<int64_t>& kernel, const memory::dims& strides,
                       const memory::dims& dilations, const memory::dims& pad_l,
                       const memory::dims& pad_r, Dt type, const std::byte* filter) {
-  dnnl::convolution_forward::desc desc(
-      dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
-      AnyWeights(groups, y_channels, x_channels, kernel, type), dst, strides, dilations, pad_l,
-      pad_r);
+  dnnl::convolution_forward::desc desc(dnnl::prop_kind::forward_inference,
+                                       dnnl::algorithm::convolution_direct, src,
+                                       AnyWeights(groups, y_channels, x_channels, kernel, type),
+                                       dst, strides, dilations, pad_l, pad_r);
   dnnl::convolution_forward::primitive_desc pd(desc, Engine());
   BareStage stage;
   stage.primitive = dnnl::convolution_forward(pd);
-  stage.args[DNNL_ARG_WEIGHTS] = ReorderedWeights(
-      TfFilter(groups, x_channels / groups, y_channels, kernel, type, false), pd.weights_desc(),
-      filter);
+  stage.args[DNNL_ARG_WEIGHTS] =
+      ReorderedWeights(TfFilter(groups, x_channels / groups, y_channels, kernel, type, false),
+                       pd.weights_desc(), filter);
   stage.impl = pd.impl_info_str();
   return stage;
 }
@@ -556,14 +551,13 @@ Bare MakeBare(const Geometry& g, Dt type, const std::byte* input, const std::byt
     // [x_channels, y_channels, k...] over TF's [k..., x_channels, y_channels].
     dnnl::deconvolution_forward::desc desc(
         dnnl::prop_kind::forward_inference, dnnl::algorithm::deconvolution_direct, y,
-        AnyWeights(1, g.x_channels, g.y_channels, g.kernel, type), x, strides, dilations,
-        pad_l, pad_r);
+        AnyWeights(1, g.x_channels, g.y_channels, g.kernel, type), x, strides, dilations, pad_l,
+        pad_r);
     dnnl::deconvolution_forward::primitive_desc pd(desc, Engine());
     BareStage stage;
     stage.primitive = dnnl::deconvolution_forward(pd);
     stage.args[DNNL_ARG_WEIGHTS] = ReorderedWeights(
-        TfFilter(1, g.x_channels, g.y_channels, g.kernel, type, true), pd.weights_desc(),
-        filter);
+        TfFilter(1, g.x_channels, g.y_channels, g.kernel, type, true), pd.weights_desc(), filter);
     stage.args[DNNL_ARG_SRC] = memory(y, Engine(), const_cast<std::byte*>(input));
     stage.args[DNNL_ARG_DST] = memory(x, Engine(), output);
     stage.impl = pd.impl_info_str();
@@ -576,9 +570,9 @@ Bare MakeBare(const Geometry& g, Dt type, const std::byte* input, const std::byt
     dw.args[DNNL_ARG_SRC] = memory(x, Engine(), const_cast<std::byte*>(input));
     dw.args[DNNL_ARG_DST] = bare.intermediate;
     const memory::dims ones(g.rank, 1), zeros(g.rank, 0);
-    BareStage pw = ForwardConv(1, g.y_channels, g.pointwise_out, y, z,
-                               std::vector<int64_t>(g.rank, 1), ones, zeros, zeros, zeros,
-                               type, pointwise_filter);
+    BareStage pw =
+        ForwardConv(1, g.y_channels, g.pointwise_out, y, z, std::vector<int64_t>(g.rank, 1), ones,
+                    zeros, zeros, zeros, type, pointwise_filter);
     pw.args[DNNL_ARG_SRC] = bare.intermediate;
     pw.args[DNNL_ARG_DST] = memory(z, Engine(), output);
     bare.stages.push_back(std::move(dw));
@@ -658,22 +652,22 @@ struct LayerFixture {
 };
 
 uint64_t HashOf(const Buffer& buffer) {
-  return ContentHash(absl::string_view(reinterpret_cast<const char*>(buffer.data()), buffer.bytes()));
+  return ContentHash(
+      absl::string_view(reinterpret_cast<const char*>(buffer.data()), buffer.bytes()));
 }
 
 void FillOperands(Ours& o, DataType dtype, Ours* f32_copy) {
   o.dtype = dtype;
   const int64_t in_n = Product(o.request.input), f_n = Product(o.request.filter);
   // Scales keep results O(1) whatever the fan-in.
-  const float f_scale = 1.0f / std::sqrt(static_cast<float>(
-                                   std::max<int64_t>(f_n / o.request.filter.back(), 1)));
+  const float f_scale =
+      1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(f_n / o.request.filter.back(), 1)));
   Buffer f32_in, f32_f, f32_pw;
   o.input = RandomBuffer(in_n, dtype, 1.0f, 1, f32_copy ? &f32_in : nullptr);
   o.filter = RandomBuffer(f_n, dtype, f_scale, 2, f32_copy ? &f32_f : nullptr);
   if (!o.request.pointwise_filter.empty()) {
     const int64_t pw_n = Product(o.request.pointwise_filter);
-    const float pw_scale =
-        1.0f / std::sqrt(static_cast<float>(o.request.pointwise_filter[2]));
+    const float pw_scale = 1.0f / std::sqrt(static_cast<float>(o.request.pointwise_filter[2]));
     o.pointwise_filter = RandomBuffer(pw_n, dtype, pw_scale, 3, f32_copy ? &f32_pw : nullptr);
   }
   const size_t item = dtype == DataType::kBFloat16 ? 2 : 4;
@@ -707,8 +701,8 @@ std::unique_ptr<LayerFixture> MakeFixture(const std::string& name, const Layer& 
   omp_set_num_threads(kThreads);
   try {
     f->bare = MakeBare(f->geometry, dtype == DataType::kBFloat16 ? Dt::bf16 : Dt::f32,
-                       f->ours.input.data(), f->ours.filter.data(),
-                       f->ours.pointwise_filter.data(), f->bare_output.data());
+                       f->ours.input.data(), f->ours.filter.data(), f->ours.pointwise_filter.data(),
+                       f->bare_output.data());
     f->bare.Run(f->stream);
   } catch (const dnnl::error& e) {
     f->error = absl::StrCat("bare oneDNN: ", e.what());
@@ -953,15 +947,12 @@ std::vector<Layer> F32Layers() {
       // Video: conv3d 8x56x56x64, 3x3x3 -> 64.
       {"video_conv3d_8x56x56x64_3x3x3_64", Op::kConv3D, 1, {8, 56, 56}, 64, {3, 3, 3}, 64},
       // U-Net decoder: conv2d_transpose 32x32x256 -> 64x64x128, stride 2.
-      {"unet_transpose2x2_s2_32x32x256_128", Op::kTranspose2D, 4, {32, 32}, 256, {2, 2}, 128,
-       2},
-      {"unet_transpose3x3_s2_32x32x256_128", Op::kTranspose2D, 2, {32, 32}, 256, {3, 3}, 128,
-       2},
+      {"unet_transpose2x2_s2_32x32x256_128", Op::kTranspose2D, 4, {32, 32}, 256, {2, 2}, 128, 2},
+      {"unet_transpose3x3_s2_32x32x256_128", Op::kTranspose2D, 2, {32, 32}, 256, {3, 3}, 128, 2},
       // Xception middle flow: separable 3x3 depthwise + 1x1 pointwise, 728 -> 728.
       {"xception_separable3x3_19x19x728_728", Op::kSeparable, 4, {19, 19}, 728, {3, 3}, 728},
       // DeepLab ASPP branch: atrous 3x3, rate 6.
-      {"deeplab_atrous3x3_r6_33x33x256_256", Op::kAtrous, 1, {33, 33}, 256, {3, 3}, 256, 1,
-       6},
+      {"deeplab_atrous3x3_r6_33x33x256_256", Op::kAtrous, 1, {33, 33}, 256, {3, 3}, 256, 1, 6},
   };
 }
 
@@ -973,26 +964,30 @@ std::vector<Layer> Bf16Layers() {
   return layers;
 }
 
-
 void RegisterAll() {
   for (const auto& [dtype, prefix, layers] :
        {std::tuple{DataType::kFloat32, "f32", F32Layers()},
         std::tuple{DataType::kBFloat16, "bf16", Bf16Layers()}}) {
     for (const Layer& layer : layers) {
-      const std::string name = absl::StrCat(prefix, "/", layer.name, "/", absl::StrCat("b", layer.batch));
-      benchmark::RegisterBenchmark(name.c_str(), [name, layer, dtype = dtype](
-                                                     benchmark::State& state) {
-        BM_Layer(state, name, layer, dtype);
-      })->Unit(benchmark::kMillisecond)->UseRealTime();
+      const std::string name =
+          absl::StrCat(prefix, "/", layer.name, "/", absl::StrCat("b", layer.batch));
+      benchmark::RegisterBenchmark(name.c_str(),
+                                   [name, layer, dtype = dtype](benchmark::State& state) {
+                                     BM_Layer(state, name, layer, dtype);
+                                   })
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
     }
   }
-  benchmark::RegisterBenchmark("fma_peak", BM_FmaPeak)->Unit(benchmark::kMillisecond)
+  benchmark::RegisterBenchmark("fma_peak", BM_FmaPeak)
+      ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
   benchmark::RegisterBenchmark("weight_key_hash", BM_WeightKeyHash)
-      ->Unit(benchmark::kMicrosecond)->UseRealTime();
-  benchmark::RegisterBenchmark("server/filter_inline_vs_registered",
-                               BM_FilterInlineVsRegistered)
-      ->Unit(benchmark::kMicrosecond)->UseRealTime();
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark("server/filter_inline_vs_registered", BM_FilterInlineVsRegistered)
+      ->Unit(benchmark::kMicrosecond)
+      ->UseRealTime();
 }
 
 }  // namespace
@@ -1004,10 +999,11 @@ int main(int argc, char** argv) {
   convserve::g_peak_gflops = convserve::MeasurePeak();
   std::printf("FMA peak: %.1f GFLOP/s fp32 (%s, %d threads)\n", convserve::g_peak_gflops,
               convserve::FmaIsa(), convserve::kThreads);
-  std::printf("oneDNN %s, ISA %s; ours = MakeSpec + OneDnnBackend::Run (threads=%d, warm "
-              "weight cache); bare = one oneDNN primitive, NHWC, weights pre-reordered\n",
-              convserve::OneDnnBackend::LibraryVersion().c_str(),
-              convserve::OneDnnBackend::Isa().c_str(), convserve::kThreads);
+  std::printf(
+      "oneDNN %s, ISA %s; ours = MakeSpec + OneDnnBackend::Run (threads=%d, warm "
+      "weight cache); bare = one oneDNN primitive, NHWC, weights pre-reordered\n",
+      convserve::OneDnnBackend::LibraryVersion().c_str(), convserve::OneDnnBackend::Isa().c_str(),
+      convserve::kThreads);
   std::fflush(stdout);
   convserve::RegisterAll();
   benchmark::RunSpecifiedBenchmarks();

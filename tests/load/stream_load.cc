@@ -12,9 +12,9 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
-#include <mutex>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -101,8 +101,7 @@ StreamResult RunStream(v1::ConvService::Stub& stub, int stream_index, int count,
     } else if (response.output().data() != expected_output) {
       ++result.wrong;
     }
-    result.latencies_us.push_back(
-        std::chrono::duration<double, std::micro>(now - sent[i]).count());
+    result.latencies_us.push_back(std::chrono::duration<double, std::micro>(now - sent[i]).count());
   }
   {
     std::lock_guard<std::mutex> lock(mutex);
@@ -197,6 +196,5 @@ int main(int argc, char** argv) {
       static_cast<double>(replies) / seconds, Percentile(latencies, 0.50),
       Percentile(latencies, 0.90), Percentile(latencies, 0.99));
   if (!failure.empty()) std::cerr << "first failure: " << failure << "\n";
-  return lost == 0 && errors == 0 && wrong == 0 && duplicates == 0 ? EXIT_SUCCESS
-                                                                   : EXIT_FAILURE;
+  return lost == 0 && errors == 0 && wrong == 0 && duplicates == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }

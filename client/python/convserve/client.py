@@ -13,340 +13,41 @@ array. Keyword-only extras on every op:
   float32), or ``"float16"``/``"float32"``/``"float64"``/``"int32"`` (cast
   every array to that dtype first);
 - ``timeout=``: deadline of this call in seconds (default: the client's).
+
+This module holds the channel (plaintext or TLS, channel options), the unary
+calls and streaming. Requests are built by ``convserve.request_builder``,
+arrays are converted by ``convserve.tensors`` and errors are
+``convserve.errors.ConvServeError``; the names this module has always offered
+(``OPS``, ``ConvServeError``, ``Request``, ``build_request``, ``build_<op>``,
+``decode_tensor``) are re-exported here unchanged.
 """
 
 import os
 
 import grpc
-import numpy as np
 
-from convserve.bfloat16 import from_bfloat16_bits, to_bfloat16_bits
+from convserve.errors import ConvServeError, rpc_error
+from convserve.request_builder import (  # noqa: F401 - OPS, Request, build_request re-exported
+    OPS,
+    Request,
+    as_request,
+    build_atrous_conv2d,
+    build_conv1d,
+    build_conv2d,
+    build_conv2d_transpose,
+    build_conv3d,
+    build_conv3d_transpose,
+    build_conv_transpose,
+    build_convolution,
+    build_depthwise_conv2d,
+    build_request,
+    build_separable_conv2d,
+)
+from convserve.tensors import Encoder, decode_tensor
 from convserve.v1 import convserve_pb2 as pb
 from convserve.v1 import convserve_pb2_grpc as pb_grpc
 
-OPS = (
-    "convolution",
-    "conv1d",
-    "conv2d",
-    "conv3d",
-    "depthwise_conv2d",
-    "separable_conv2d",
-    "atrous_conv2d",
-    "conv2d_transpose",
-    "conv3d_transpose",
-    "conv_transpose",
-)
-
 _DEFAULT = object()  # "use the client's timeout"
-
-_NUMPY_TO_WIRE = {
-    np.dtype(np.float32): pb.DATA_TYPE_FLOAT32,
-    np.dtype(np.float64): pb.DATA_TYPE_FLOAT64,
-    np.dtype(np.float16): pb.DATA_TYPE_FLOAT16,
-    np.dtype(np.int32): pb.DATA_TYPE_INT32,
-}
-_WIRE_TO_NUMPY = {
-    pb.DATA_TYPE_FLOAT32: np.dtype("<f4"),
-    pb.DATA_TYPE_FLOAT64: np.dtype("<f8"),
-    pb.DATA_TYPE_FLOAT16: np.dtype("<f2"),
-    pb.DATA_TYPE_INT32: np.dtype("<i4"),
-    pb.DATA_TYPE_BFLOAT16: np.dtype("<u2"),
-}
-_CAST_DTYPES = {"float16", "float32", "float64", "int32"}
-
-_ACTIVATIONS = {
-    "none": pb.ACTIVATION_NONE,
-    "linear": pb.ACTIVATION_NONE,
-    "relu": pb.ACTIVATION_RELU,
-    "relu6": pb.ACTIVATION_RELU6,
-    "elu": pb.ACTIVATION_ELU,
-    "leaky_relu": pb.ACTIVATION_LEAKY_RELU,
-    "sigmoid": pb.ACTIVATION_SIGMOID,
-    "tanh": pb.ACTIVATION_TANH,
-}
-
-_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
-
-
-class ConvServeError(Exception):
-    """A call the server (or gRPC) refused.
-
-    Attributes:
-        code: the ``grpc.StatusCode``, e.g. ``grpc.StatusCode.INVALID_ARGUMENT``.
-        message: the server's message (TensorFlow's wording where it has one).
-    """
-
-    def __init__(self, code, message):
-        if isinstance(code, int):
-            code = _STATUS_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
-        self.code = code
-        self.message = message or ""
-        super().__init__(f"{code.name}: {self.message}")
-
-    @property
-    def details(self):
-        """The server's message (grpc.RpcError's name for it)."""
-        return self.message
-
-
-def _rpc_error(error):
-    return ConvServeError(error.code(), error.details())
-
-
-# ---------------------------------------------------------------------------
-# Request building (independent of any channel; Client and stream() use it).
-
-
-def _ints(value):
-    """None -> [], an int -> [int], a sequence -> list of ints (TF's int-or-list)."""
-    if value is None:
-        return []
-    if np.ndim(value) == 0:
-        return [int(value)]
-    return [int(v) for v in np.asarray(value).reshape(-1)]
-
-
-def _padding(padding, op, explicit_allowed):
-    """TF's padding argument -> (Padding enum, explicit_paddings list)."""
-    if isinstance(padding, str):
-        name = padding.upper()
-        if name == "SAME":
-            return pb.PADDING_SAME, []
-        if name == "VALID":
-            return pb.PADDING_VALID, []
-        if name == "EXPLICIT":
-            raise ValueError(f"{op}: give explicit padding as a list of (before, after) pairs")
-        raise ValueError(f'{op}: padding must be "SAME", "VALID" or a list of pairs; got {padding!r}')
-    if not explicit_allowed:
-        raise ValueError(f'{op}: padding must be "SAME" or "VALID"; got {padding!r}')
-    try:
-        flat = np.asarray(padding, dtype=np.int64).reshape(-1)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{op}: explicit padding must be a list of (before, after) pairs; "
-                         f"got {padding!r}") from error
-    return pb.PADDING_EXPLICIT, [int(v) for v in flat]
-
-
-def _activation(activation):
-    if activation is None:
-        return pb.ACTIVATION_NONE
-    if isinstance(activation, str):
-        key = activation.lower()
-        if key.startswith("activation_"):
-            key = key[len("activation_"):]
-        if key in _ACTIVATIONS:
-            return _ACTIVATIONS[key]
-        raise ValueError(f"unknown activation {activation!r}; one of {sorted(_ACTIVATIONS)}")
-    return int(activation)
-
-
-class _Encoder:
-    """Turns arrays into wire Tensors under the call's `dtype=` choice."""
-
-    def __init__(self, dtype):
-        if dtype is not None:
-            dtype = np.dtype(dtype).name if not isinstance(dtype, str) else dtype.lower()
-            if dtype != "bfloat16" and dtype not in _CAST_DTYPES:
-                raise ValueError(f"dtype must be None, 'bfloat16' or one of "
-                                 f"{sorted(_CAST_DTYPES)}; got {dtype!r}")
-        self.dtype = dtype
-
-    def tensor(self, value, what):
-        if self.dtype == "bfloat16":
-            array = np.asarray(value, dtype=np.float32)
-            return pb.Tensor(dtype=pb.DATA_TYPE_BFLOAT16, shape=array.shape,
-                             data=to_bfloat16_bits(array).astype("<u2").tobytes())
-        if self.dtype is not None:
-            array = np.asarray(value, dtype=self.dtype)
-        elif isinstance(value, np.ndarray) or isinstance(value, np.generic):
-            array = np.asarray(value)
-        else:
-            # Python numbers and lists convert as tf.constant does: float32 / int32.
-            array = np.asarray(value)
-            if array.dtype.kind == "f":
-                array = array.astype(np.float32)
-            elif array.dtype.kind in "iub":
-                array = array.astype(np.int32)
-        wire = _NUMPY_TO_WIRE.get(array.dtype.newbyteorder("="))
-        if wire is None:
-            raise TypeError(
-                f"{what}: dtype {array.dtype} is not supported; use float16, float32, "
-                "float64 or int32 arrays, or dtype='bfloat16' with float32 arrays")
-        little = array.astype(array.dtype.newbyteorder("<"), copy=False)
-        return pb.Tensor(dtype=wire, shape=array.shape,
-                         data=np.ascontiguousarray(little).tobytes())
-
-    def ref(self, value, what):
-        if isinstance(value, str):
-            return pb.TensorRef(filter_id=value)
-        return pb.TensorRef(tensor=self.tensor(value, what))
-
-
-def _request(op, message, input, filters, *, bias, activation, dtype, pointwise=None):
-    encoder = _Encoder(dtype)
-    request = pb.ConvRequest(input=encoder.tensor(input, f"{op} input"),
-                             filter=encoder.ref(filters, f"{op} filter"),
-                             activation=_activation(activation))
-    getattr(request, op).CopyFrom(message)
-    if pointwise is not None:
-        request.pointwise_filter.CopyFrom(encoder.ref(pointwise, f"{op} pointwise_filter"))
-    if bias is not None:
-        request.bias.CopyFrom(encoder.ref(bias, f"{op} bias"))
-    return request
-
-
-def _format(data_format):
-    return "" if data_format is None else str(data_format)
-
-
-def build_convolution(input, filters, strides=None, padding="VALID", data_format=None,
-                      dilations=None, name=None, *, bias=None, activation=None, dtype=None):
-    padding, explicit = _padding(padding, "convolution", True)
-    message = pb.Convolution(strides=_ints(strides), padding=padding, explicit_paddings=explicit,
-                             data_format=_format(data_format), dilations=_ints(dilations))
-    return _request("convolution", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_conv1d(input, filters, stride, padding, data_format="NWC", dilations=None, name=None,
-                 *, bias=None, activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv1d", False)
-    message = pb.Conv1D(stride=_ints(stride), padding=padding, data_format=_format(data_format),
-                        dilations=_ints(dilations))
-    return _request("conv1d", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None, name=None,
-                 *, bias=None, activation=None, dtype=None):
-    padding, explicit = _padding(padding, "conv2d", True)
-    message = pb.Conv2D(strides=_ints(strides), padding=padding, explicit_paddings=explicit,
-                        data_format=_format(data_format), dilations=_ints(dilations))
-    return _request("conv2d", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None, name=None,
-                 *, bias=None, activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv3d", False)
-    message = pb.Conv3D(strides=_ints(strides), padding=padding, data_format=_format(data_format),
-                        dilations=_ints(dilations))
-    return _request("conv3d", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_depthwise_conv2d(input, filter, strides, padding, data_format=None, dilations=None,
-                           name=None, *, bias=None, activation=None, dtype=None):
-    padding, explicit = _padding(padding, "depthwise_conv2d", True)
-    message = pb.DepthwiseConv2D(strides=_ints(strides), padding=padding,
-                                 explicit_paddings=explicit, data_format=_format(data_format),
-                                 dilations=_ints(dilations))
-    return _request("depthwise_conv2d", message, input, filter, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding,
-                           data_format=None, dilations=None, name=None, *, bias=None,
-                           activation=None, dtype=None):
-    padding, _ = _padding(padding, "separable_conv2d", False)
-    message = pb.SeparableConv2D(strides=_ints(strides), padding=padding,
-                                 data_format=_format(data_format), dilations=_ints(dilations))
-    return _request("separable_conv2d", message, input, depthwise_filter, bias=bias,
-                    activation=activation, dtype=dtype, pointwise=pointwise_filter)
-
-
-def build_atrous_conv2d(value, filters, rate, padding, name=None, *, bias=None, activation=None,
-                        dtype=None):
-    padding, _ = _padding(padding, "atrous_conv2d", False)
-    message = pb.AtrousConv2D(rate=int(rate), padding=padding)
-    return _request("atrous_conv2d", message, value, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_conv2d_transpose(input, filters, output_shape, strides, padding="SAME",
-                           data_format="NHWC", dilations=None, name=None, *, bias=None,
-                           activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv2d_transpose", False)
-    message = pb.Conv2DTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                                 padding=padding, data_format=_format(data_format),
-                                 dilations=_ints(dilations))
-    return _request("conv2d_transpose", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_conv3d_transpose(input, filters, output_shape, strides, padding="SAME",
-                           data_format="NDHWC", dilations=None, name=None, *, bias=None,
-                           activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv3d_transpose", False)
-    message = pb.Conv3DTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                                 padding=padding, data_format=_format(data_format),
-                                 dilations=_ints(dilations))
-    return _request("conv3d_transpose", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-def build_conv_transpose(input, filters, output_shape, strides, padding="SAME", data_format=None,
-                         dilations=None, name=None, *, bias=None, activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv_transpose", False)
-    message = pb.ConvTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                               padding=padding, data_format=_format(data_format),
-                               dilations=_ints(dilations))
-    return _request("conv_transpose", message, input, filters, bias=bias, activation=activation,
-                    dtype=dtype)
-
-
-_BUILDERS = {op: globals()[f"build_{op}"] for op in OPS}
-
-
-def build_request(op, *args, **kwargs):
-    """The ConvRequest proto that ``Client.<op>(*args, **kwargs)`` would send."""
-    if op not in _BUILDERS:
-        raise ValueError(f"unknown op {op!r}; one of {OPS}")
-    return _BUILDERS[op](*args, **kwargs)
-
-
-def decode_tensor(tensor):
-    """A wire Tensor -> NumPy array (bfloat16 is widened to float32)."""
-    wire_dtype = _WIRE_TO_NUMPY.get(tensor.dtype)
-    if wire_dtype is None:
-        raise ConvServeError(grpc.StatusCode.INTERNAL,
-                             f"reply tensor has unknown dtype {tensor.dtype}")
-    array = np.frombuffer(tensor.data, dtype=wire_dtype).reshape(tuple(tensor.shape))
-    if tensor.dtype == pb.DATA_TYPE_BFLOAT16:
-        return from_bfloat16_bits(array)
-    return array.astype(wire_dtype.newbyteorder("="), copy=True)
-
-
-class Request:
-    """One op call for :meth:`Client.stream`: ``Request("conv2d", x, w, 1, "SAME", bias=b)``.
-
-    The arguments are exactly those of the Client method of the same name
-    (without ``timeout``).
-    """
-
-    def __init__(self, op, *args, **kwargs):
-        self.op, self.args, self.kwargs = op, args, kwargs
-
-    def build(self):
-        return build_request(self.op, *self.args, **self.kwargs)
-
-
-def _as_request(item):
-    if isinstance(item, Request):
-        return item.build()
-    if isinstance(item, pb.ConvRequest):
-        return item
-    if isinstance(item, (tuple, list)) and item and isinstance(item[0], str):
-        op, rest = item[0], list(item[1:])
-        args, kwargs = (), {}
-        if rest and isinstance(rest[0], (tuple, list)):
-            args = tuple(rest.pop(0))
-        if rest and isinstance(rest[0], dict):
-            kwargs = rest.pop(0)
-        if not rest:
-            return build_request(op, *args, **kwargs)
-    raise TypeError("stream items are Request(op, *args, **kwargs), (op, args), (op, kwargs), "
-                    f"(op, args, kwargs) or ConvRequest protos; got {item!r}")
 
 
 def _read_credential(value):
@@ -354,9 +55,6 @@ def _read_credential(value):
         return value
     with open(os.fspath(value), "rb") as f:
         return f.read()
-
-
-# ---------------------------------------------------------------------------
 
 
 class Client:
@@ -428,7 +126,7 @@ class Client:
         try:
             return method(request, timeout=self._timeout(timeout))
         except grpc.RpcError as error:
-            raise _rpc_error(error) from None
+            raise rpc_error(error) from None
 
     def call(self, request, *, timeout=_DEFAULT):
         """Sends one ConvRequest proto; returns the ConvResponse proto (with timing)."""
@@ -443,7 +141,7 @@ class Client:
         """Stores `filter` on the server; returns its id, usable wherever a filter
         (or pointwise filter, or bias) array is accepted. Use the same `dtype=`
         as the calls that will name it (e.g. "bfloat16")."""
-        request = pb.RegisterFilterRequest(filter=_Encoder(dtype).tensor(filter, "filter"))
+        request = pb.RegisterFilterRequest(filter=Encoder(dtype).tensor(filter, "filter"))
         return self._unary(self._stub.RegisterFilter, request, timeout).filter_id
 
     def server_info(self, *, raw=False, timeout=_DEFAULT):
@@ -559,7 +257,7 @@ class Client:
         prepared = []
         for index, item in enumerate(requests):
             request = pb.ConvRequest()
-            request.CopyFrom(_as_request(item))
+            request.CopyFrom(as_request(item))
             request.id = str(index)
             prepared.append(request)
         return self._stream(prepared, ordered, return_exceptions, self._timeout(timeout))
@@ -597,7 +295,7 @@ class Client:
                             raise result
                         yield result
             except grpc.RpcError as error:
-                raise _rpc_error(error) from None
+                raise rpc_error(error) from None
             if received < len(prepared):
                 raise ConvServeError(grpc.StatusCode.INTERNAL,
                                      f"stream ended after {received} of {len(prepared)} replies")
