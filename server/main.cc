@@ -3,6 +3,8 @@
 #include <cstdlib>
 #include <iostream>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "server/flags.h"
 #include "server/logging.h"
@@ -49,6 +51,11 @@ int main(int argc, char** argv) {
                (*server)->metrics_port()
                    ? fmt::format(", metrics on port {}", (*server)->metrics_port())
                    : "");
+  std::vector<std::string> pools;
+  for (const auto& pool : (*server)->scheduler().pool_status()) {
+    pools.push_back(fmt::format("{} x{}", pool.backend, pool.workers));
+  }
+  spdlog::info("worker pools, in routing order: {}", fmt::join(pools, ", "));
   const int signal = WaitForShutdownSignal(signals);
   spdlog::info("signal {}: draining, grace period {} ms", signal, config.grace_period.count());
   (*server)->Drain(config.grace_period);
