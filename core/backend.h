@@ -55,7 +55,9 @@ class Backend {
   // Computes `spec` on `operands` into `out`, whose dtype is spec.dtype and
   // whose shape is spec.result_shape, already allocated by the caller.
   // `spec` must come from MakeSpec, Computes(spec) must hold (else
-  // FAILED_PRECONDITION), and the operands must match it.
+  // FAILED_PRECONDITION), and the operands must match it. UNIMPLEMENTED
+  // means the backend found at run time that it cannot take this spec, before
+  // writing anything: the caller may hand it to another backend.
   // Not thread-safe unless the backend says otherwise: use one instance per
   // worker thread.
   virtual absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) = 0;

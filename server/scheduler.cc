@@ -27,9 +27,9 @@ Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools)
     state->max_queue = pool.max_queue;
     pools_.push_back(std::move(state));
   }
-  for (const auto& pool : pools_) {
-    for (const auto& backend : pool->backends) {
-      workers_.emplace_back([this, p = pool.get(), b = backend.get()] { WorkerLoop(*p, *b); });
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    for (const auto& backend : pools_[i]->backends) {
+      workers_.emplace_back([this, i, b = backend.get()] { WorkerLoop(i, *b); });
     }
   }
 }
@@ -113,7 +113,23 @@ void Scheduler::NotifyWaiters(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
-void Scheduler::WorkerLoop(PoolState& pool, Backend& backend) {
+bool Scheduler::HandOnLocked(Queued& queued, size_t from) {
+  // A job that asked for its pool stays there; once stopping, the other
+  // pools' workers may have left.
+  if (!queued.job.backend.empty() || stopping_) return false;
+  for (size_t i = from + 1; i < pools_.size(); ++i) {
+    PoolState& next = *pools_[i];
+    if (!next.backends.front()->Computes(queued.job.spec)) continue;
+    // Already admitted: it keeps its bytes and goes ahead of the queue.
+    next.queue.push_front(std::move(queued));
+    next.work_available.notify_one();
+    return true;
+  }
+  return false;
+}
+
+void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
+  PoolState& pool = *pools_[pool_index];
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
     pool.work_available.wait(lock, [&] { return stopping_ || !pool.queue.empty(); });
@@ -138,10 +154,13 @@ void Scheduler::WorkerLoop(PoolState& pool, Backend& backend) {
     } else {
       report.queued = {};
     }
-    job.done(status, report);
 
     lock.lock();
     --pool.running;
+    if (absl::IsUnimplemented(status) && HandOnLocked(queued, pool_index)) continue;
+    lock.unlock();
+    job.done(status, report);
+    lock.lock();
     bytes_admitted_ -= job.bytes;
     NotifyWaiters(lock);
   }

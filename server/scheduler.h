@@ -54,6 +54,8 @@ class Scheduler {
   // The pool `job` runs on: the one whose backend is job.backend if that is
   // set, else the first whose backend computes job.spec. NOT_FOUND for a
   // backend no pool runs; UNIMPLEMENTED when no pool computes the spec.
+  // A backend that declines a job at run time (Run returns UNIMPLEMENTED)
+  // hands it, still admitted, to the next pool that computes it.
   absl::StatusOr<int> Route(const Job& job) const;
 
   // Routes `job` and admits it (moving from it) or refuses it at once,
@@ -97,7 +99,11 @@ class Scheduler {
   };
   bool HasRoomLocked(const PoolState& pool, int64_t bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void WorkerLoop(PoolState& pool, Backend& backend);
+  void WorkerLoop(size_t pool_index, Backend& backend);
+  // Moves a job whose backend declined it at run time (UNIMPLEMENTED) to the
+  // front of the next pool after `from` that computes it; false if none does
+  // or the job asked for its backend by name.
+  bool HandOnLocked(Queued& queued, size_t from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Takes the room waiters and calls them with the lock released.
   void NotifyWaiters(std::unique_lock<std::mutex>& lock);
 

@@ -54,6 +54,13 @@ TEST(BackendRegistry, OneDnnLeavesFloat64Int32AndEmptyTensorsToTheFallback) {
   EXPECT_FALSE(onednn->Computes(Conv2D(DataType::kFloat64)));
   EXPECT_FALSE(onednn->Computes(Conv2D(DataType::kInt32)));
   EXPECT_FALSE(onednn->Computes(Conv2D(DataType::kFloat32, {0, 3, 3, 1})));
+  ConvSpec extreme = Conv2D(DataType::kFloat32);
+  extreme.dilations[1] = 1025;
+  EXPECT_FALSE(onednn->Computes(extreme));
+  extreme.dilations[1] = 1024;
+  EXPECT_TRUE(onednn->Computes(extreme));
+  extreme.strides[0] = int64_t{3} << 30;
+  EXPECT_FALSE(onednn->Computes(extreme));
 
   std::unique_ptr<Backend> reference = FindBackend("reference")->make({});
   for (DataType dtype : kAllDataTypes) EXPECT_TRUE(reference->Computes(Conv2D(dtype)));

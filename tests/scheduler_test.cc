@@ -32,11 +32,12 @@ class Gate {
 };
 
 // A backend that computes the dtypes it is given, waits at `gate` (if any)
-// and writes nothing.
+// and writes nothing; with `decline`, it finds at run time that it cannot.
 class FakeBackend final : public Backend {
  public:
-  FakeBackend(std::string name, std::vector<DataType> dtypes, Gate* gate = nullptr)
-      : name_(std::move(name)), dtypes_(std::move(dtypes)), gate_(gate) {}
+  FakeBackend(std::string name, std::vector<DataType> dtypes, Gate* gate = nullptr,
+              bool decline = false)
+      : name_(std::move(name)), dtypes_(std::move(dtypes)), gate_(gate), decline_(decline) {}
   absl::string_view Name() const override { return name_; }
   BackendInfo Describe() const override {
     BackendInfo info;
@@ -49,21 +50,22 @@ class FakeBackend final : public Backend {
   }
   absl::Status Run(const ConvSpec&, const Operands&, TensorView) override {
     if (gate_) gate_->Wait();
-    return absl::OkStatus();
+    return decline_ ? absl::UnimplementedError("declined") : absl::OkStatus();
   }
 
  private:
   const std::string name_;
   const std::vector<DataType> dtypes_;
   Gate* const gate_;
+  const bool decline_;
 };
 
 Scheduler::Pool MakePool(const std::string& name, std::vector<DataType> dtypes, int workers,
-                         int max_queue, Gate* gate = nullptr) {
+                         int max_queue, Gate* gate = nullptr, bool decline = false) {
   Scheduler::Pool pool;
   pool.max_queue = max_queue;
   for (int i = 0; i < workers; ++i) {
-    pool.backends.push_back(std::make_unique<FakeBackend>(name, dtypes, gate));
+    pool.backends.push_back(std::make_unique<FakeBackend>(name, dtypes, gate, decline));
   }
   return pool;
 }
@@ -221,6 +223,37 @@ TEST(Scheduler, DropsJobsPastTheirDeadlineOrCancelledUnrun) {
   b.cancelled = [] { return absl::CancelledError("gone"); };
   ASSERT_TRUE(scheduler.Submit(b).ok());
   EXPECT_EQ(cancelled.get_future().get().status, absl::CancelledError("gone"));
+}
+
+TEST(Scheduler, AJobItsBackendDeclinesRunsOnTheNextPoolThatComputesIt) {
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakePool("picky", kFloat32Only, 1, 4, nullptr, /*decline=*/true));
+  pools.push_back(MakePool("float64", {DataType::kFloat64}, 1, 4));
+  pools.push_back(MakePool("slow", kEverything, 1, 4));
+  Scheduler scheduler(1 << 20, std::move(pools));
+  std::promise<Outcome> outcome;
+  Job job = MakeJob(DataType::kFloat32, &outcome, 10);
+  ASSERT_TRUE(scheduler.Submit(job).ok());
+  const Outcome result = outcome.get_future().get();
+  EXPECT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.backend, "slow");
+  while (scheduler.bytes_admitted() != 0) std::this_thread::yield();  // released once
+}
+
+TEST(Scheduler, ADeclinedJobWithNoOtherPoolOrANamedBackendFailsUnimplemented) {
+  for (bool named : {false, true}) {
+    std::vector<Scheduler::Pool> pools;
+    pools.push_back(MakePool("picky", kEverything, 1, 4, nullptr, /*decline=*/true));
+    if (named) pools.push_back(MakePool("slow", kEverything, 1, 4));
+    Scheduler scheduler(1 << 20, std::move(pools));
+    std::promise<Outcome> outcome;
+    Job job = MakeJob(DataType::kFloat32, &outcome);
+    if (named) job.backend = "picky";
+    ASSERT_TRUE(scheduler.Submit(job).ok());
+    const Outcome result = outcome.get_future().get();
+    EXPECT_TRUE(absl::IsUnimplemented(result.status)) << result.status;
+    EXPECT_EQ(result.backend, "picky");
+  }
 }
 
 TEST(Scheduler, DescribesEachPoolInRoutingOrder) {

@@ -526,6 +526,27 @@ TEST_F(OneDnnServiceTest, Float64AndInt32RunOnTheReference) {
   }
 }
 
+TEST_F(OneDnnServiceTest, StridesAndDilationsOneDnnCannotTakeRunOnTheReference) {
+  // TensorFlow computes these; oneDNN refuses to build primitives for them.
+  for (const auto& [stride, dilation] : std::vector<std::pair<int64_t, int64_t>>{
+           {3'000'000'000, 1}, {int64_t{1} << 62, 1}, {1, 100'000'000}, {1, 2'147'483'647}}) {
+    SCOPED_TRACE(absl::StrCat("stride ", stride, " dilation ", dilation));
+    v1::ConvRequest request;
+    v1::Conv2D* conv = request.mutable_conv2d();
+    conv->add_strides(stride);
+    conv->add_dilations(dilation);
+    conv->set_padding(v1::PADDING_SAME);
+    *request.mutable_input() = RandomTensor(DataType::kFloat32, {1, 5, 5, 2}, rng_);
+    *request.mutable_filter()->mutable_tensor() =
+        RandomTensor(DataType::kFloat32, {3, 3, 2, 3}, rng_);
+    v1::ConvResponse response;
+    grpc::Status status = Call(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.timing().backend(), "reference");
+    EXPECT_EQ(response.output().data(), ComputeInProcess(request).data());
+  }
+}
+
 TEST_F(OneDnnServiceTest, WithoutAFallbackPoolWhatOneDnnCannotComputeIsUnimplemented) {
   ServerConfig config;
   config.workers = 2;

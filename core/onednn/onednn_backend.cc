@@ -336,8 +336,7 @@ struct OneDnnBackend::Impl {
     return reordered;
   }
 
-  void Execute(const ConvSpec& spec, const Operands& operands, TensorView out) {
-    Plan& plan = PlanFor(spec);
+  void Execute(const ConvSpec& spec, Plan& plan, const Operands& operands, TensorView out) {
     plan.user_src.set_data_handle(const_cast<std::byte*>(operands.input.data));
     plan.user_dst.set_data_handle(out.data);
     if (!plan.src_reorder) plan.src.set_data_handle(const_cast<std::byte*>(operands.input.data));
@@ -383,8 +382,29 @@ bool OneDnnBackend::ComputesDtype(DataType dtype) {
   return dtype == DataType::kFloat32 || dtype == DataType::kBFloat16 || dtype == DataType::kFloat16;
 }
 
+namespace {
+
+// oneDNN 2.6.3 refuses strides and dilations past 2^31 and takes time linear in
+// the padding to build a primitive (about 2 s at a dilation of 10^6 with SAME
+// padding). Windows past this bound, which only extreme requests have, go to
+// another backend: their results are small and cheap to compute in loops.
+constexpr int64_t kMaxWindowParameter = 1024;
+
+bool WindowWithinBound(const ConvSpec& spec) {
+  for (int d = 0; d < spec.rank; ++d) {
+    for (int64_t value :
+         {spec.strides[d], spec.dilations[d], spec.pad_before[d], spec.pad_after[d]}) {
+      if (value > kMaxWindowParameter) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 bool OneDnnBackend::Computes(const ConvSpec& spec) const {
-  return ComputesDtype(spec.dtype) && spec.InputElements() > 0 && spec.OutputElements() > 0;
+  return ComputesDtype(spec.dtype) && spec.InputElements() > 0 && spec.OutputElements() > 0 &&
+         WindowWithinBound(spec);
 }
 
 BackendInfo OneDnnBackend::Describe() const {
@@ -395,7 +415,8 @@ BackendInfo OneDnnBackend::Describe() const {
       .native_dtypes = {},
       .notes =
           "float32 and bfloat16 native; float16 computed in float32 and rounded once; "
-          "float64, int32 and empty tensors are not computed here",
+          "float64, int32, empty tensors and windows with a stride, dilation or pad over 1024 "
+          "are not computed here",
   };
   for (DataType dtype : kAllDataTypes) {
     if (ComputesDtype(dtype)) info.native_dtypes.push_back(dtype);
@@ -409,8 +430,17 @@ absl::Status OneDnnBackend::Run(const ConvSpec& spec, const Operands& operands, 
         absl::StrCat("the onednn backend does not compute ", spec.DebugString()));
   }
   omp_set_num_threads(impl_->options.threads);
+  Plan* plan;
   try {
-    impl_->Execute(spec, operands, out);
+    plan = &impl_->PlanFor(spec);
+  } catch (const dnnl::error& e) {
+    // oneDNN takes no primitive for some valid specs (e.g. strides or
+    // dilations in the billions): another backend may compute them.
+    return absl::UnimplementedError(
+        absl::StrCat("oneDNN has no primitive for ", spec.DebugString(), ": ", e.what()));
+  }
+  try {
+    impl_->Execute(spec, *plan, operands, out);
   } catch (const dnnl::error& e) {
     return absl::InternalError(absl::StrCat("oneDNN: ", e.what(), " for ", spec.DebugString()));
   }

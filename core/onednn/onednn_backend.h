@@ -4,11 +4,12 @@
 // except 3-D and all-padding windows, which oneDNN 2.6.3 gets wrong in
 // bfloat16 and which compute in float32); float16 is converted to float32 on
 // the way in, computed, and rounded once on the way out. float64 and int32,
-// which oneDNN has no kernels for, and empty tensors are not computed here
-// (Computes is false): the server routes them to another pool. Activations stay in the client's
-// layout at the edges: channels-first tensors are reordered to channels-last for the compute, never
-// run on oneDNN's plain-NCHW path. Weights are reordered once per (filter
-// content, spec) into oneDNN's blocked layout and kept in a shared WeightCache.
+// which oneDNN has no kernels for, empty tensors and extreme windows are not
+// computed here (Computes is false): the server routes them to another pool.
+// Activations stay in the client's layout at the edges: channels-first
+// tensors are reordered to channels-last for the compute, never run on
+// oneDNN's plain-NCHW path. Weights are reordered once per (filter content,
+// spec) into oneDNN's blocked layout and kept in a shared WeightCache.
 #pragma once
 
 #include <memory>
@@ -36,8 +37,12 @@ class OneDnnBackend final : public Backend {
 
   absl::string_view Name() const override { return "onednn"; }
   BackendInfo Describe() const override;
-  // float32, bfloat16 and float16 specs whose tensors are not empty.
+  // float32, bfloat16 and float16 specs whose tensors are not empty and whose
+  // strides, dilations and pads are at most 1024 (oneDNN refuses or is slow
+  // to plan larger ones).
   bool Computes(const ConvSpec& spec) const override;
+  // UNIMPLEMENTED when oneDNN has no primitive for the spec (it refuses some
+  // extreme strides and dilations), before anything is written to `out`.
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
 
   // oneDNN's version and the instruction set it dispatches to.
