@@ -23,6 +23,7 @@
 #include "client/npy.h"
 #include "client/request_builder.h"
 #include "client/status_code_name.h"
+#include "client/transport_flags.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
@@ -170,6 +171,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 2047))
       ->capture_default_str();
   app.add_option("--timeout", timeout_s, "deadline in seconds")->capture_default_str();
+  convserve::client::TransportOptions transport;
+  convserve::client::AddTransportFlags(app, &transport);
   app.require_subcommand(1);
 
   CLI::App* info = app.add_subcommand("info", "print the server's version, ops and limits");
@@ -206,8 +209,13 @@ int main(int argc, char** argv) {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(static_cast<int>(max_message_mb << 20));
   channel_args.SetMaxSendMessageSize(static_cast<int>(max_message_mb << 20));
-  auto stub_channel =
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      convserve::client::MakeChannelCredentials(transport);
+  if (!credentials.ok()) {
+    std::cerr << "error: " << credentials.status().message() << "\n";
+    return 2;
+  }
+  auto stub_channel = grpc::CreateCustomChannel(address, *credentials, channel_args);
   auto stub = v1::ConvService::NewStub(stub_channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +

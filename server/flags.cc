@@ -183,6 +183,17 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
       "0: never")
       ->check(Seconds("--max-connection-age-s"))
       ->default_str(FormatNumber(max_connection_age_s));
+  add("--tls-cert", parsed.tls_cert_file,
+      "PEM certificate chain to serve TLS with (with --tls-key); re-read when it changes")
+      ->check(CLI::ExistingFile);
+  add("--tls-key", parsed.tls_key_file, "PEM private key of --tls-cert; re-read when it changes")
+      ->check(CLI::ExistingFile);
+  add("--tls-client-ca", parsed.tls_client_ca_file,
+      "PEM CA bundle: require client certificates it signed (mutual TLS; needs --tls-cert)")
+      ->check(CLI::ExistingFile);
+  int64_t tls_reload_s = parsed.tls_reload_interval.count();
+  add("--tls-reload-s", tls_reload_s, "seconds between checks of the TLS files for changes")
+      ->check(positive("--tls-reload-s", 86400));
   add("--log-level", parsed.log_level, "trace, debug, info, warn, error or off")
       ->transform(
           CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}, CLI::ignore_case));
@@ -193,6 +204,12 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
     app.parse(argc, argv);
     if (threads_option->count() == 0) {
       parsed.threads_per_worker = std::max(1, cores / parsed.workers);
+    }
+    if (parsed.tls_cert_file.empty() != parsed.tls_key_file.empty()) {
+      throw CLI::ValidationError("--tls-cert and --tls-key", "give both or neither");
+    }
+    if (!parsed.tls_client_ca_file.empty() && parsed.tls_cert_file.empty()) {
+      throw CLI::ValidationError("--tls-client-ca", "needs --tls-cert and --tls-key");
     }
     if (int64_t{parsed.workers} * parsed.threads_per_worker > cores) {
       throw CLI::ValidationError("--workers x --threads-per-worker",
@@ -213,6 +230,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   parsed.grace_period = std::chrono::milliseconds(std::llround(grace_period_s * 1000.0));
   parsed.max_connection_age =
       std::chrono::milliseconds(std::llround(max_connection_age_s * 1000.0));
+  parsed.tls_reload_interval = std::chrono::seconds(tls_reload_s);
   *config = std::move(parsed);
   return std::nullopt;
 }
@@ -237,6 +255,10 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"grace-period-s", FormatNumber(static_cast<double>(config.grace_period.count()) / 1000.0)},
       {"max-connection-age-s",
        FormatNumber(static_cast<double>(config.max_connection_age.count()) / 1000.0)},
+      {"tls-cert", FormatValue(config.tls_cert_file)},
+      {"tls-key", FormatValue(config.tls_key_file)},
+      {"tls-client-ca", FormatValue(config.tls_client_ca_file)},
+      {"tls-reload-s", std::to_string(config.tls_reload_interval.count())},
       {"log-level", FormatValue(config.log_level)},
       {"log-format", FormatValue(config.log_format)},
   };

@@ -9,6 +9,7 @@
 #include "server/flags.h"
 #include "server/logging.h"
 #include "server/server.h"
+#include "server/tls.h"
 #include "spdlog/spdlog.h"
 
 namespace {
@@ -56,6 +57,11 @@ int main(int argc, char** argv) {
     pools.push_back(fmt::format("{} x{}", pool.backend, pool.workers));
   }
   spdlog::info("worker pools, in routing order: {}", fmt::join(pools, ", "));
+  if (config.tls_cert_file.empty()) {
+    spdlog::warn("serving {}", convserve::server::DescribeTransport(config));
+  } else {
+    spdlog::info("serving {}", convserve::server::DescribeTransport(config));
+  }
   const int signal = WaitForShutdownSignal(signals);
   spdlog::info("signal {}: draining, grace period {} ms", signal, config.grace_period.count());
   (*server)->Drain(config.grace_period);

@@ -10,6 +10,7 @@
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "server/tls.h"
 #include "server/wire.h"
 
 namespace convserve::server {
@@ -166,7 +167,10 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   const int max_message = static_cast<int>(std::min<int64_t>(config.max_message_bytes, INT_MAX));
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(config.address, grpc::InsecureServerCredentials(), &running->port_);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(config);
+  if (!credentials.ok()) return credentials.status();
+  builder.AddListeningPort(config.address, *credentials, &running->port_);
   builder.RegisterService(running->service_.get());
   builder.RegisterService(running->echo_service_.get());
   builder.SetMaxReceiveMessageSize(max_message);

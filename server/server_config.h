@@ -50,6 +50,14 @@ struct ServerConfig {
   // clients reconnect and load balancers see new replicas; 0: never. Calls on
   // the old connection get grace_period to finish.
   std::chrono::milliseconds max_connection_age{0};
+  // TLS: PEM files of the server's certificate chain and private key; both
+  // empty serves plaintext. With a client CA bundle, clients must present a
+  // certificate it signed (mutual TLS). The files are re-read every
+  // tls_reload_interval, so they rotate without a restart.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  std::chrono::seconds tls_reload_interval{10};
   // spdlog level name, and "text" or "json" lines.
   std::string log_level = "info";
   std::string log_format = "text";

@@ -2,7 +2,9 @@
 // line and the log formats.
 #include "server/flags.h"
 
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <regex>
 #include <sstream>
@@ -72,6 +74,8 @@ std::vector<FlagCase> FlagCases() {
        [](const ServerConfig& c) { EXPECT_EQ(c.grace_period.count(), 2500); }},
       {"--max-connection-age-s", "CONVSERVE_MAX_CONNECTION_AGE_S", "90",
        [](const ServerConfig& c) { EXPECT_EQ(c.max_connection_age.count(), 90000); }},
+      {"--tls-reload-s", "CONVSERVE_TLS_RELOAD_S", "3",
+       [](const ServerConfig& c) { EXPECT_EQ(c.tls_reload_interval.count(), 3); }},
       {"--log-level", "CONVSERVE_LOG_LEVEL", "debug",
        [](const ServerConfig& c) { EXPECT_EQ(c.log_level, "debug"); }},
       {"--log-format", "CONVSERVE_LOG_FORMAT", "json",
@@ -107,6 +111,9 @@ class FlagsTest : public ::testing::Test {
   void TearDown() override { ClearEnv(); }
   static void ClearEnv() {
     for (const FlagCase& c : FlagCases()) unsetenv(c.env.c_str());
+    for (const char* tls : {"CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_TLS_CLIENT_CA"}) {
+      unsetenv(tls);
+    }
   }
 };
 
@@ -213,6 +220,40 @@ TEST_F(FlagsTest, HelpListsEveryFlagItsVariableAndDefaults) {
   EXPECT_THAT(r.out, HasSubstr("=30"));      // --grace-period-s
   EXPECT_THAT(r.out, HasSubstr("=info"));    // --log-level
   EXPECT_THAT(r.out, HasSubstr("=text"));    // --log-format
+}
+
+TEST_F(FlagsTest, TlsFilesComeInPairsAndMustExist) {
+  const std::string file = ::testing::TempDir() + "convserve_flags_test.pem";
+  { std::ofstream(file) << "pem"; }
+  const ParseResult both = Parse({"--tls-cert", file, "--tls-key", file, "--tls-client-ca", file});
+  ASSERT_EQ(both.exit_code, std::nullopt) << both.err;
+  EXPECT_EQ(both.config.tls_cert_file, file);
+  EXPECT_EQ(both.config.tls_key_file, file);
+  EXPECT_EQ(both.config.tls_client_ca_file, file);
+  setenv("CONVSERVE_TLS_CERT", file.c_str(), 1);
+  setenv("CONVSERVE_TLS_KEY", file.c_str(), 1);
+  const ParseResult from_env = Parse({});
+  unsetenv("CONVSERVE_TLS_CERT");
+  unsetenv("CONVSERVE_TLS_KEY");
+  ASSERT_EQ(from_env.exit_code, std::nullopt) << from_env.err;
+  EXPECT_EQ(from_env.config.tls_key_file, file);
+
+  const struct {
+    std::vector<std::string> args;
+    std::string message;
+  } bad[] = {
+      {{"--tls-cert", file}, "--tls-cert and --tls-key: give both or neither"},
+      {{"--tls-key", file}, "--tls-cert and --tls-key: give both or neither"},
+      {{"--tls-client-ca", file}, "--tls-client-ca: needs --tls-cert and --tls-key"},
+      {{"--tls-cert", file + ".missing", "--tls-key", file}, "--tls-cert"},
+  };
+  for (const auto& c : bad) {
+    const ParseResult r = Parse(c.args);
+    ASSERT_TRUE(r.exit_code.has_value()) << c.message;
+    EXPECT_NE(*r.exit_code, 0);
+    EXPECT_THAT(r.err, HasSubstr(c.message));
+  }
+  std::remove(file.c_str());
 }
 
 TEST_F(FlagsTest, VersionExitsZero) {

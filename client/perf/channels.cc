@@ -41,7 +41,8 @@ std::string ServiceConfigJson(const Options& o) {
 
 }  // namespace
 
-std::vector<Stubs> MakeStubs(const Options& o) {
+std::vector<Stubs> MakeStubs(const Options& o,
+                             const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
   // A distinct channel argument keeps gRPC from sharing one TCP connection
   // among the channels.
   const int connections = std::max<int>(o.connections, static_cast<int>(o.addresses.size()));
@@ -57,8 +58,8 @@ std::vector<Stubs> MakeStubs(const Options& o) {
     // gRPC retries only calls whose request fits its retry buffer: 256 KiB by
     // default, raised to 256 MiB.
     if (o.max_attempts > 1) args.SetInt(GRPC_ARG_PER_RPC_RETRY_BUFFER_SIZE, 256 << 20);
-    stubs[i].channel = grpc::CreateCustomChannel(o.addresses[i % o.addresses.size()],
-                                                 grpc::InsecureChannelCredentials(), args);
+    stubs[i].channel =
+        grpc::CreateCustomChannel(o.addresses[i % o.addresses.size()], credentials, args);
     stubs[i].conv = v1::ConvService::NewStub(stubs[i].channel);
     stubs[i].echo = v1::EchoService::NewStub(stubs[i].channel);
   }

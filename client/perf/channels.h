@@ -29,7 +29,8 @@ struct Stubs {
   std::unique_ptr<v1::EchoService::Stub> echo;
 };
 
-std::vector<Stubs> MakeStubs(const Options& o);
+std::vector<Stubs> MakeStubs(const Options& o,
+                             const std::shared_ptr<grpc::ChannelCredentials>& credentials);
 
 // Registers `filter` on every address; the id (of the last address). The
 // error's message says which address failed.

@@ -4,6 +4,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "client/transport_flags.h"
 
 namespace convserve::perf {
 namespace {
@@ -67,6 +68,7 @@ CommandLine::CommandLine()
       ->check(CLI::IsMember({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED",
                              "INTERNAL", "UNKNOWN"}))
       ->capture_default_str();
+  client::AddTransportFlags(app, &o.transport);
   app.add_option("--connections", o.connections,
                  "gRPC channels (TCP connections), at least one per address; callers share them "
                  "round-robin")

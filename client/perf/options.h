@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "client/credentials.h"
+
 namespace CLI {
 class App;
 class Option;
@@ -34,6 +36,8 @@ struct Options {
   int max_attempts = 1;
   std::vector<std::string> retry_on{"UNAVAILABLE"};
   int connections = 1;
+  // TLS (--tls-ca, --tls-cert, --tls-key); plaintext when unset.
+  client::TransportOptions transport;
   // What: "unary", "stream" or "echo", and the request.
   std::string mode = "unary";
   std::string op = "conv2d";

@@ -50,7 +50,10 @@ int Run(int argc, char** argv) {
   if (!workload.ok()) return command_line.Refuse(std::string(workload.status().message()));
   Workload& w = *workload;
 
-  std::vector<Stubs> stubs = MakeStubs(o);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      client::MakeChannelCredentials(o.transport);
+  if (!credentials.ok()) return command_line.Refuse(std::string(credentials.status().message()));
+  std::vector<Stubs> stubs = MakeStubs(o, *credentials);
   if (o.registered_filter) {
     absl::StatusOr<std::string> id =
         RegisterFilterEverywhere(o, stubs, w.request.filter().tensor());
