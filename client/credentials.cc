@@ -3,6 +3,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace convserve::client {
@@ -21,6 +22,16 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view o
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TransportOptions& options) {
+  std::string token = options.token;
+  if (!options.token_file.empty()) {
+    absl::StatusOr<std::string> contents = ReadPem(options.token_file, "--token-file");
+    if (!contents.ok()) return contents.status();
+    token = std::string(absl::StripAsciiWhitespace(*contents));
+  }
+  if (!token.empty() && !options.tls()) {
+    return absl::InvalidArgumentError(
+        "--token needs TLS (--tls-ca): a bearer token is never sent in plaintext");
+  }
   if (!options.tls()) return grpc::InsecureChannelCredentials();
   if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
     return absl::InvalidArgumentError("--tls-cert and --tls-key: give both or neither");
@@ -35,7 +46,9 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials
   ssl.pem_root_certs = *roots;
   ssl.pem_cert_chain = *cert;
   ssl.pem_private_key = *key;
-  return grpc::SslCredentials(ssl);
+  std::shared_ptr<grpc::ChannelCredentials> channel = grpc::SslCredentials(ssl);
+  if (token.empty()) return channel;
+  return grpc::CompositeChannelCredentials(channel, grpc::AccessTokenCredentials(token));
 }
 
 }  // namespace convserve::client

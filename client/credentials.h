@@ -19,13 +19,18 @@ struct TransportOptions {
   // PEM client certificate chain and private key, for mutual TLS.
   std::string tls_cert_file;
   std::string tls_key_file;
+  // A bearer token sent as `authorization: Bearer <token>` on every call, or
+  // a file holding it (surrounding whitespace ignored). Needs TLS.
+  std::string token;
+  std::string token_file;
 
   bool tls() const { return !tls_ca_file.empty() || !tls_cert_file.empty(); }
 };
 
-// Plaintext credentials unless `options` asks for TLS. INVALID_ARGUMENT
-// naming the option when a file cannot be read, or only one of the client
-// certificate and key is given.
+// Plaintext credentials unless `options` asks for TLS, with the token if
+// any. INVALID_ARGUMENT naming the option when a file cannot be read, only
+// one of the client certificate and key is given, or a token comes without
+// TLS (it is never sent in plaintext).
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> MakeChannelCredentials(
     const TransportOptions& options);
 

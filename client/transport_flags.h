@@ -1,5 +1,6 @@
 // The command-line options every C++ tool (convserve-cli, convserve-perf)
-// takes to connect over TLS: --tls-ca, --tls-cert and --tls-key.
+// takes to connect over TLS with a token: --tls-ca, --tls-cert, --tls-key,
+// --token and --token-file.
 #pragma once
 
 #include "CLI/CLI.hpp"
@@ -17,6 +18,13 @@ inline void AddTransportFlags(CLI::App& app, TransportOptions* options) {
       ->check(CLI::ExistingFile);
   app.add_option("--tls-key", options->tls_key_file, "PEM private key of --tls-cert")
       ->check(CLI::ExistingFile);
+  CLI::Option* token = app.add_option(
+      "--token", options->token,
+      "bearer token sent on every call (needs TLS); prefer --token-file, as arguments are "
+      "visible to other users of the machine");
+  app.add_option("--token-file", options->token_file, "file holding the bearer token")
+      ->check(CLI::ExistingFile)
+      ->excludes(token);
 }
 
 }  // namespace convserve::client

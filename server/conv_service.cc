@@ -20,13 +20,21 @@ const absl::Status& ShuttingDown() {
 
 }  // namespace
 
-ConvServiceImpl::ConvServiceImpl(const ServerConfig& config, const ConvPipeline* pipeline,
-                                 CallLedger* ledger, Scheduler* scheduler, FilterStore* filters)
+ConvServiceImpl::ConvServiceImpl(const ServerConfig& config, const Authenticator* authenticator,
+                                 const ConvPipeline* pipeline, CallLedger* ledger,
+                                 Scheduler* scheduler, FilterStore* filters)
     : config_(config),
+      authenticator_(authenticator),
       pipeline_(pipeline),
       ledger_(ledger),
       scheduler_(scheduler),
       filters_(filters) {}
+
+absl::Status ConvServiceImpl::Authorize(const grpc::CallbackServerContext& context,
+                                        Scope scope) const {
+  if (authenticator_ == nullptr) return absl::OkStatus();
+  return authenticator_->Check(context, scope).status();
+}
 
 grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* context,
                                                 const v1::ConvRequest* request,
@@ -40,6 +48,10 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
   };
   if (ledger_->draining()) {
     pipeline_->Refuse(*request, ShuttingDown(), finish);
+    return reactor;
+  }
+  if (absl::Status allowed = Authorize(*context, Scope::kConv); !allowed.ok()) {
+    pipeline_->Refuse(*request, allowed, finish);
     return reactor;
   }
   // Work that is no longer wanted is dropped before it runs. The deadline is
@@ -65,6 +77,9 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
 grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse>* ConvServiceImpl::ConvStream(
     grpc::CallbackServerContext* context) {
   if (ledger_->draining()) return new RefusedStreamReactor(ToGrpc(ShuttingDown()));
+  if (absl::Status allowed = Authorize(*context, Scope::kConv); !allowed.ok()) {
+    return new RefusedStreamReactor(ToGrpc(allowed));
+  }
   if (!ledger_->TryOpenStream()) {
     return new RefusedStreamReactor(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -81,6 +96,9 @@ grpc::ServerUnaryReactor* ConvServiceImpl::RegisterFilter(grpc::CallbackServerCo
                                                           v1::RegisterFilterResponse* response) {
   absl::StatusOr<std::string> id = [&]() -> absl::StatusOr<std::string> {
     if (ledger_->draining()) return ShuttingDown();
+    if (absl::Status allowed = Authorize(*context, Scope::kRegister); !allowed.ok()) {
+      return allowed;
+    }
     absl::StatusOr<ConstTensorView> filter = ViewTensor(request->filter(), "filter");
     if (!filter.ok()) return filter.status();
     return filters_->Register(request->filter());
@@ -94,6 +112,11 @@ grpc::ServerUnaryReactor* ConvServiceImpl::RegisterFilter(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* ConvServiceImpl::GetServerInfo(grpc::CallbackServerContext* context,
                                                          const v1::GetServerInfoRequest*,
                                                          v1::ServerInfo* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (absl::Status allowed = Authorize(*context, Scope::kInfo); !allowed.ok()) {
+    reactor->Finish(ToGrpc(allowed));
+    return reactor;
+  }
   response->set_version(CONVSERVE_VERSION);
   const google::protobuf::OneofDescriptor* ops =
       v1::ConvRequest::descriptor()->FindOneofByName("op");
@@ -107,7 +130,6 @@ grpc::ServerUnaryReactor* ConvServiceImpl::GetServerInfo(grpc::CallbackServerCon
   limits->set_max_output_elements(config_.limits.max_output_elements);
   limits->set_max_queue(config_.max_queue);
   limits->set_workers(scheduler_->workers());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

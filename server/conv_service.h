@@ -4,6 +4,7 @@
 #pragma once
 
 #include "convserve/v1/convserve.grpc.pb.h"
+#include "server/auth.h"
 #include "server/call_ledger.h"
 #include "server/conv_call.h"
 #include "server/filter_store.h"
@@ -16,8 +17,10 @@ namespace convserve::server {
 class ConvServiceImpl final : public v1::ConvService::CallbackService {
  public:
   // All pointers must outlive the service and every call it started.
-  ConvServiceImpl(const ServerConfig& config, const ConvPipeline* pipeline, CallLedger* ledger,
-                  Scheduler* scheduler, FilterStore* filters);
+  // `authenticator` may be null: every call is let in.
+  ConvServiceImpl(const ServerConfig& config, const Authenticator* authenticator,
+                  const ConvPipeline* pipeline, CallLedger* ledger, Scheduler* scheduler,
+                  FilterStore* filters);
 
   grpc::ServerUnaryReactor* Conv(grpc::CallbackServerContext* context,
                                  const v1::ConvRequest* request,
@@ -32,7 +35,12 @@ class ConvServiceImpl final : public v1::ConvService::CallbackService {
                                           v1::ServerInfo* response) override;
 
  private:
+  // OK, or why the call's credentials may not use `scope`; checked before
+  // anything in the request is read.
+  absl::Status Authorize(const grpc::CallbackServerContext& context, Scope scope) const;
+
   const ServerConfig config_;
+  const Authenticator* const authenticator_;
   const ConvPipeline* const pipeline_;
   CallLedger* const ledger_;
   Scheduler* const scheduler_;

@@ -191,9 +191,13 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   add("--tls-client-ca", parsed.tls_client_ca_file,
       "PEM CA bundle: require client certificates it signed (mutual TLS; needs --tls-cert)")
       ->check(CLI::ExistingFile);
-  int64_t tls_reload_s = parsed.tls_reload_interval.count();
-  add("--tls-reload-s", tls_reload_s, "seconds between checks of the TLS files for changes")
-      ->check(positive("--tls-reload-s", 86400));
+  int64_t reload_s = parsed.reload_interval.count() / 1000;
+  add("--auth-tokens-file", parsed.auth_tokens_file,
+      "principals allowed in: lines of <sha256 hex of a bearer token, or cn=CERT NAME> <name> "
+      "<scopes conv,register,info>; re-read when it changes; none: no authentication")
+      ->check(CLI::ExistingFile);
+  add("--reload-s", reload_s, "seconds between checks of the TLS and tokens files for changes")
+      ->check(positive("--reload-s", 86400));
   add("--log-level", parsed.log_level, "trace, debug, info, warn, error or off")
       ->transform(
           CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}, CLI::ignore_case));
@@ -230,7 +234,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   parsed.grace_period = std::chrono::milliseconds(std::llround(grace_period_s * 1000.0));
   parsed.max_connection_age =
       std::chrono::milliseconds(std::llround(max_connection_age_s * 1000.0));
-  parsed.tls_reload_interval = std::chrono::seconds(tls_reload_s);
+  parsed.reload_interval = std::chrono::seconds(reload_s);
   *config = std::move(parsed);
   return std::nullopt;
 }
@@ -258,7 +262,8 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"tls-cert", FormatValue(config.tls_cert_file)},
       {"tls-key", FormatValue(config.tls_key_file)},
       {"tls-client-ca", FormatValue(config.tls_client_ca_file)},
-      {"tls-reload-s", std::to_string(config.tls_reload_interval.count())},
+      {"auth-tokens-file", FormatValue(config.auth_tokens_file)},
+      {"reload-s", FormatNumber(static_cast<double>(config.reload_interval.count()) / 1000.0)},
       {"log-level", FormatValue(config.log_level)},
       {"log-format", FormatValue(config.log_format)},
   };

@@ -156,9 +156,15 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   running->ledger_ = std::make_unique<CallLedger>(config.max_streams);
   running->pipeline_ =
       std::make_unique<ConvPipeline>(config, running->filters_.get(), running->metrics_.get());
-  running->service_ =
-      std::make_unique<ConvServiceImpl>(config, running->pipeline_.get(), running->ledger_.get(),
-                                        running->scheduler_.get(), running->filters_.get());
+  if (!config.auth_tokens_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authenticator>> authenticator =
+        Authenticator::Start(config.auth_tokens_file, config.reload_interval);
+    if (!authenticator.ok()) return authenticator.status();
+    running->authenticator_ = std::move(*authenticator);
+  }
+  running->service_ = std::make_unique<ConvServiceImpl>(
+      config, running->authenticator_.get(), running->pipeline_.get(), running->ledger_.get(),
+      running->scheduler_.get(), running->filters_.get());
   running->echo_service_ = std::make_unique<EchoServiceImpl>(config.max_message_bytes);
   AddGauges(*running->metrics_, *running->scheduler_, *running->ledger_, *running->filters_,
             running->weight_cache_);

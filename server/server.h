@@ -7,6 +7,7 @@
 #include "absl/status/statusor.h"
 #include "core/weight_cache.h"
 #include "grpcpp/server.h"
+#include "server/auth.h"
 #include "server/call_ledger.h"
 #include "server/conv_call.h"
 #include "server/conv_service.h"
@@ -49,6 +50,7 @@ class RunningServer {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<CallLedger> ledger_;
   std::unique_ptr<ConvPipeline> pipeline_;
+  std::unique_ptr<Authenticator> authenticator_;  // null without --auth-tokens-file
   std::unique_ptr<ConvServiceImpl> service_;
   std::unique_ptr<EchoServiceImpl> echo_service_;  // the baseline, see echo_service.h
   std::unique_ptr<grpc::Server> server_;

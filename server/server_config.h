@@ -52,12 +52,15 @@ struct ServerConfig {
   std::chrono::milliseconds max_connection_age{0};
   // TLS: PEM files of the server's certificate chain and private key; both
   // empty serves plaintext. With a client CA bundle, clients must present a
-  // certificate it signed (mutual TLS). The files are re-read every
-  // tls_reload_interval, so they rotate without a restart.
+  // certificate it signed (mutual TLS).
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
-  std::chrono::seconds tls_reload_interval{10};
+  // Principals allowed to call, with their scopes (see auth.h); empty: no
+  // authentication.
+  std::string auth_tokens_file;
+  // How often the TLS and tokens files are re-read, so they change without a restart.
+  std::chrono::milliseconds reload_interval{10000};
   // spdlog level name, and "text" or "json" lines.
   std::string log_level = "info";
   std::string log_format = "text";

@@ -1,5 +1,6 @@
 #include "server/tls.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -39,7 +40,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   }
   auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
       config.tls_key_file, config.tls_cert_file, config.tls_client_ca_file,
-      static_cast<unsigned int>(config.tls_reload_interval.count()));
+      static_cast<unsigned int>(std::max<int64_t>(
+          1, std::chrono::duration_cast<std::chrono::seconds>(config.reload_interval).count())));
   grpc::experimental::TlsServerCredentialsOptions options(provider);
   options.watch_identity_key_cert_pairs();
   if (mutual) {
@@ -56,11 +58,12 @@ std::string DescribeTransport(const ServerConfig& config) {
     return "PLAINTEXT: traffic is unencrypted and unauthenticated; give --tls-cert and "
            "--tls-key to serve TLS";
   }
-  return absl::StrCat(config.tls_client_ca_file.empty()
-                          ? "TLS"
-                          : "mutual TLS (client certificates signed by --tls-client-ca required)",
-                      ", certificate files re-read every ", config.tls_reload_interval.count(),
-                      " s");
+  return absl::StrCat(
+      config.tls_client_ca_file.empty()
+          ? "TLS"
+          : "mutual TLS (client certificates signed by --tls-client-ca required)",
+      ", certificate files re-read every ",
+      std::chrono::duration_cast<std::chrono::seconds>(config.reload_interval).count(), " s");
 }
 
 }  // namespace convserve::server

@@ -12,7 +12,7 @@
 namespace convserve::server {
 
 // Plaintext unless config.tls_cert_file is set. The files are watched on
-// gRPC's own thread every config.tls_reload_interval; a handshake uses the
+// gRPC's own thread every config.reload_interval; a handshake uses the
 // latest pair that loaded. INVALID_ARGUMENT (naming the flag) when a file
 // cannot be read or holds no PEM block, so that a bad start fails at once.
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(

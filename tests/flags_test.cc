@@ -74,8 +74,8 @@ std::vector<FlagCase> FlagCases() {
        [](const ServerConfig& c) { EXPECT_EQ(c.grace_period.count(), 2500); }},
       {"--max-connection-age-s", "CONVSERVE_MAX_CONNECTION_AGE_S", "90",
        [](const ServerConfig& c) { EXPECT_EQ(c.max_connection_age.count(), 90000); }},
-      {"--tls-reload-s", "CONVSERVE_TLS_RELOAD_S", "3",
-       [](const ServerConfig& c) { EXPECT_EQ(c.tls_reload_interval.count(), 3); }},
+      {"--reload-s", "CONVSERVE_RELOAD_S", "3",
+       [](const ServerConfig& c) { EXPECT_EQ(c.reload_interval.count(), 3000); }},
       {"--log-level", "CONVSERVE_LOG_LEVEL", "debug",
        [](const ServerConfig& c) { EXPECT_EQ(c.log_level, "debug"); }},
       {"--log-format", "CONVSERVE_LOG_FORMAT", "json",
@@ -230,6 +230,9 @@ TEST_F(FlagsTest, TlsFilesComeInPairsAndMustExist) {
   EXPECT_EQ(both.config.tls_cert_file, file);
   EXPECT_EQ(both.config.tls_key_file, file);
   EXPECT_EQ(both.config.tls_client_ca_file, file);
+  const ParseResult tokens = Parse({"--auth-tokens-file", file});
+  ASSERT_EQ(tokens.exit_code, std::nullopt) << tokens.err;
+  EXPECT_EQ(tokens.config.auth_tokens_file, file);
   setenv("CONVSERVE_TLS_CERT", file.c_str(), 1);
   setenv("CONVSERVE_TLS_KEY", file.c_str(), 1);
   const ParseResult from_env = Parse({});
