@@ -54,12 +54,16 @@ struct ConvPipeline::Call {
   v1::ConvResponse* const response;
   const RequestLabels labels;
   const Clock::time_point received;
+  const std::string principal;
+  // The principal's quota claim, given back when the call is done.
+  std::unique_ptr<PrincipalQuotas::Hold> hold;
   // Registered filters the job's operands point into, kept alive with it.
   std::vector<std::shared_ptr<const v1::Tensor>> registered;
 };
 
-ConvPipeline::ConvPipeline(const ServerConfig& config, const FilterStore* filters, Metrics* metrics)
-    : config_(config), filters_(filters), metrics_(metrics) {}
+ConvPipeline::ConvPipeline(const ServerConfig& config, const FilterStore* filters, Metrics* metrics,
+                           PrincipalQuotas* quotas)
+    : config_(config), filters_(filters), metrics_(metrics), quotas_(quotas) {}
 
 void ConvPipeline::Record(const Call& call, const absl::Status& status, const JobReport& report,
                           int64_t bytes_out) const {
@@ -67,6 +71,7 @@ void ConvPipeline::Record(const Call& call, const absl::Status& status, const Jo
   const std::string code = absl::StatusCodeToString(status.code());
   metrics_->RecordConv(call.labels.op, call.labels.dtype, code, Seconds(report.queued),
                        Seconds(report.compute), Seconds(total), call.labels.bytes_in, bytes_out);
+  if (!call.principal.empty()) metrics_->RecordPrincipal(call.principal, code);
   spdlog::debug("conv id={} op={} code={} queue_us={} compute_us={} total_us={}{}{}",
                 call.request.id(), std::string(call.labels.op), code, Micros(report.queued),
                 Micros(report.compute), Micros(total),
@@ -74,8 +79,8 @@ void ConvPipeline::Record(const Call& call, const absl::Status& status, const Jo
 }
 
 void ConvPipeline::Refuse(const v1::ConvRequest& request, const absl::Status& status,
-                          const Finish& finish) const {
-  const Call call{request, nullptr, ReadLabels(request), Clock::now(), {}};
+                          const std::string& principal, const Finish& finish) const {
+  const Call call{request, nullptr, ReadLabels(request), Clock::now(), principal, nullptr, {}};
   Record(call, status, {}, 0);
   finish(status);
 }
@@ -83,8 +88,13 @@ void ConvPipeline::Refuse(const v1::ConvRequest& request, const absl::Status& st
 absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
                                           v1::ConvResponse* response, Controls controls,
                                           Finish finish) const {
-  auto call =
-      std::make_shared<Call>(Call{request, response, ReadLabels(request), Clock::now(), {}});
+  auto call = std::make_shared<Call>(Call{request,
+                                          response,
+                                          ReadLabels(request),
+                                          Clock::now(),
+                                          std::move(controls.principal),
+                                          nullptr,
+                                          {}});
   response->set_id(request.id());
   absl::StatusOr<ParsedRequest> parsed = ParseConvRequest(request, config_.limits, *filters_);
   absl::Status status = parsed.status();
@@ -94,6 +104,12 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
     status = absl::ResourceExhaustedError(
         absl::StrCat("the request needs ", bytes, " bytes of tensors, more than this server's ",
                      budget, " per request (max_request_mb)"));
+  }
+  if (status.ok() && quotas_ != nullptr && !call->principal.empty()) {
+    absl::StatusOr<std::unique_ptr<PrincipalQuotas::Hold>> hold =
+        quotas_->Acquire(call->principal, bytes);
+    if (hold.ok()) call->hold = std::move(*hold);
+    status = hold.status();
   }
   if (!status.ok()) {
     Record(*call, status, {}, 0);

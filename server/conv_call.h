@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -16,6 +17,7 @@
 #include "server/filter_store.h"
 #include "server/job.h"
 #include "server/metrics.h"
+#include "server/quotas.h"
 #include "server/server_config.h"
 
 namespace convserve::server {
@@ -35,14 +37,18 @@ class ConvPipeline {
  public:
   // Called once per request with its outcome.
   using Finish = std::function<void(const absl::Status&)>;
-  // How a call stops wanting its result before it runs.
+  // Who made the call and how it stops wanting its result before it runs.
   struct Controls {
+    // The authenticated principal's name, or empty: its quota is charged and
+    // its calls counted.
+    std::string principal;
     std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
     std::function<absl::Status()> cancelled;  // see Job::cancelled; may be empty
   };
 
-  // `filters` and `metrics` must outlive the pipeline.
-  ConvPipeline(const ServerConfig& config, const FilterStore* filters, Metrics* metrics);
+  // The pointers must outlive the pipeline; `quotas` may be null (no quotas).
+  ConvPipeline(const ServerConfig& config, const FilterStore* filters, Metrics* metrics,
+               PrincipalQuotas* quotas = nullptr);
 
   // Reads and validates `request` and returns the Job that computes it into
   // `response`, records the outcome and then calls `finish`: from its `done`
@@ -54,10 +60,10 @@ class ConvPipeline {
                               convserve::v1::ConvResponse* response, Controls controls,
                               Finish finish) const;
 
-  // Records a request refused before it was read (e.g. while draining), then
-  // calls `finish` with `status`.
+  // Records a request refused before it was read (e.g. while draining, or
+  // for its credentials), then calls `finish` with `status`.
   void Refuse(const convserve::v1::ConvRequest& request, const absl::Status& status,
-              const Finish& finish) const;
+              const std::string& principal, const Finish& finish) const;
 
  private:
   struct Call;
@@ -67,6 +73,7 @@ class ConvPipeline {
   const ServerConfig config_;
   const FilterStore* const filters_;
   Metrics* const metrics_;
+  PrincipalQuotas* const quotas_;
 };
 
 }  // namespace convserve::server

@@ -30,10 +30,12 @@ ConvServiceImpl::ConvServiceImpl(const ServerConfig& config, const Authenticator
       scheduler_(scheduler),
       filters_(filters) {}
 
-absl::Status ConvServiceImpl::Authorize(const grpc::CallbackServerContext& context,
-                                        Scope scope) const {
-  if (authenticator_ == nullptr) return absl::OkStatus();
-  return authenticator_->Check(context, scope).status();
+absl::StatusOr<std::string> ConvServiceImpl::Authorize(const grpc::CallbackServerContext& context,
+                                                       Scope scope) const {
+  if (authenticator_ == nullptr) return std::string();
+  absl::StatusOr<Principal> principal = authenticator_->Check(context, scope);
+  if (!principal.ok()) return principal.status();
+  return std::move(principal->name);
 }
 
 grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* context,
@@ -47,17 +49,20 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
     reactor->Finish(ToGrpc(status));
   };
   if (ledger_->draining()) {
-    pipeline_->Refuse(*request, ShuttingDown(), finish);
+    pipeline_->Refuse(*request, ShuttingDown(), "", finish);
     return reactor;
   }
-  if (absl::Status allowed = Authorize(*context, Scope::kConv); !allowed.ok()) {
-    pipeline_->Refuse(*request, allowed, finish);
+  absl::StatusOr<std::string> principal = Authorize(*context, Scope::kConv);
+  if (!principal.ok()) {
+    pipeline_->Refuse(*request, principal.status(), "", finish);
     return reactor;
   }
   // Work that is no longer wanted is dropped before it runs. The deadline is
   // checked first: gRPC also marks a call whose deadline passed as cancelled.
   ConvPipeline::Controls controls{
-      .deadline = context->deadline(), .cancelled = [context]() -> absl::Status {
+      .principal = std::move(*principal),
+      .deadline = context->deadline(),
+      .cancelled = [context]() -> absl::Status {
         if (context->IsCancelled()) {
           return absl::CancelledError("the call was cancelled before the request ran");
         }
@@ -77,9 +82,8 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
 grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse>* ConvServiceImpl::ConvStream(
     grpc::CallbackServerContext* context) {
   if (ledger_->draining()) return new RefusedStreamReactor(ToGrpc(ShuttingDown()));
-  if (absl::Status allowed = Authorize(*context, Scope::kConv); !allowed.ok()) {
-    return new RefusedStreamReactor(ToGrpc(allowed));
-  }
+  absl::StatusOr<std::string> principal = Authorize(*context, Scope::kConv);
+  if (!principal.ok()) return new RefusedStreamReactor(ToGrpc(principal.status()));
   if (!ledger_->TryOpenStream()) {
     return new RefusedStreamReactor(
         grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
@@ -88,7 +92,9 @@ grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse>* ConvServiceImpl::Con
   }
   ledger_->CallStarted();
   return new ConvStreamReactor(
-      ConvStreamReactor::Deps{pipeline_, ledger_, scheduler_, config_.stream_window}, context);
+      ConvStreamReactor::Deps{pipeline_, ledger_, scheduler_, config_.stream_window,
+                              std::move(*principal)},
+      context);
 }
 
 grpc::ServerUnaryReactor* ConvServiceImpl::RegisterFilter(grpc::CallbackServerContext* context,
@@ -96,12 +102,11 @@ grpc::ServerUnaryReactor* ConvServiceImpl::RegisterFilter(grpc::CallbackServerCo
                                                           v1::RegisterFilterResponse* response) {
   absl::StatusOr<std::string> id = [&]() -> absl::StatusOr<std::string> {
     if (ledger_->draining()) return ShuttingDown();
-    if (absl::Status allowed = Authorize(*context, Scope::kRegister); !allowed.ok()) {
-      return allowed;
-    }
+    absl::StatusOr<std::string> principal = Authorize(*context, Scope::kRegister);
+    if (!principal.ok()) return principal.status();
     absl::StatusOr<ConstTensorView> filter = ViewTensor(request->filter(), "filter");
     if (!filter.ok()) return filter.status();
-    return filters_->Register(request->filter());
+    return filters_->Register(request->filter(), *principal);
   }();
   if (id.ok()) response->set_filter_id(*id);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -113,8 +118,8 @@ grpc::ServerUnaryReactor* ConvServiceImpl::GetServerInfo(grpc::CallbackServerCon
                                                          const v1::GetServerInfoRequest*,
                                                          v1::ServerInfo* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  if (absl::Status allowed = Authorize(*context, Scope::kInfo); !allowed.ok()) {
-    reactor->Finish(ToGrpc(allowed));
+  if (absl::StatusOr<std::string> principal = Authorize(*context, Scope::kInfo); !principal.ok()) {
+    reactor->Finish(ToGrpc(principal.status()));
     return reactor;
   }
   response->set_version(CONVSERVE_VERSION);

@@ -35,9 +35,10 @@ class ConvServiceImpl final : public v1::ConvService::CallbackService {
                                           v1::ServerInfo* response) override;
 
  private:
-  // OK, or why the call's credentials may not use `scope`; checked before
-  // anything in the request is read.
-  absl::Status Authorize(const grpc::CallbackServerContext& context, Scope scope) const;
+  // The call's principal (empty without authentication), or why its
+  // credentials may not use `scope`; checked before the request is read.
+  absl::StatusOr<std::string> Authorize(const grpc::CallbackServerContext& context,
+                                        Scope scope) const;
 
   const ServerConfig config_;
   const Authenticator* const authenticator_;

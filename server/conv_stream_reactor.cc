@@ -67,14 +67,17 @@ void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
     Reply(response, status);
   };
   if (deps_.ledger->draining()) {
-    deps_.pipeline->Refuse(*request, absl::UnavailableError("the server is shutting down"), finish);
+    deps_.pipeline->Refuse(*request, absl::UnavailableError("the server is shutting down"),
+                           deps_.principal, finish);
     return;
   }
   // The stream's deadline is the call's; only its cancellation drops a request.
-  ConvPipeline::Controls controls{.cancelled = [context = context_]() -> absl::Status {
+  ConvPipeline::Controls controls;
+  controls.principal = deps_.principal;
+  controls.cancelled = [context = context_]() -> absl::Status {
     if (context->IsCancelled()) return absl::CancelledError("the stream was cancelled");
     return absl::OkStatus();
-  }};
+  };
   absl::StatusOr<Job> job =
       deps_.pipeline->Prepare(*request, response.get(), std::move(controls), finish);
   if (!job.ok()) {

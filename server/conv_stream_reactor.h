@@ -29,6 +29,7 @@ class ConvStreamReactor final
     CallLedger* ledger;  // the stream is counted open and started; OnDone closes it
     Scheduler* scheduler;
     int stream_window;
+    std::string principal;  // empty without authentication
   };
   ConvStreamReactor(Deps deps, grpc::CallbackServerContext* context);
 

@@ -27,7 +27,8 @@ std::string ContentId(const convserve::v1::Tensor& filter) {
 
 }  // namespace
 
-absl::StatusOr<std::string> FilterStore::Register(const convserve::v1::Tensor& filter) {
+absl::StatusOr<std::string> FilterStore::Register(const convserve::v1::Tensor& filter,
+                                                  const std::string& owner) {
   std::string id = ContentId(filter);
   const int64_t size = static_cast<int64_t>(filter.data().size());
   std::lock_guard<std::mutex> lock(mutex_);
@@ -37,6 +38,13 @@ absl::StatusOr<std::string> FilterStore::Register(const convserve::v1::Tensor& f
                                                      size, " more would exceed its budget of ",
                                                      budget_bytes_));
   }
+  if (!owner.empty() && owner_bytes_[owner] + size > owner_budget_bytes_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("principal \"", owner, "\"'s registered filters hold ", owner_bytes_[owner],
+                     " bytes; ", size, " more would exceed its share of the filter store, ",
+                     owner_budget_bytes_, " bytes (quota_filter_share)"));
+  }
+  if (!owner.empty()) owner_bytes_[owner] += size;
   filters_.emplace(id, Registered{std::make_shared<const convserve::v1::Tensor>(filter),
                                   ContentHash(filter.data())});
   bytes_ += size;

@@ -14,15 +14,20 @@
 namespace convserve::server {
 
 // Thread-safe. Entries live until the server stops; the store refuses new
-// filters once `budget_bytes` of tensor data are held.
+// filters once `budget_bytes` of tensor data are held, or once the owner
+// that registers one (a principal) holds `owner_budget_bytes`.
 class FilterStore {
  public:
-  explicit FilterStore(int64_t budget_bytes) : budget_bytes_(budget_bytes) {}
+  explicit FilterStore(int64_t budget_bytes, int64_t owner_budget_bytes = INT64_MAX)
+      : budget_bytes_(budget_bytes), owner_budget_bytes_(owner_budget_bytes) {}
 
   // Stores `filter` (already validated by the caller) and returns its id: the
   // hex SHA-256 of its dtype, shape and bytes, so the same tensor always gets
-  // the same id. RESOURCE_EXHAUSTED when the budget would be exceeded.
-  absl::StatusOr<std::string> Register(const convserve::v1::Tensor& filter);
+  // the same id. A new filter's bytes count against `owner` (empty: nobody's
+  // share). RESOURCE_EXHAUSTED when the budget or the owner's share would be
+  // exceeded.
+  absl::StatusOr<std::string> Register(const convserve::v1::Tensor& filter,
+                                       const std::string& owner = "");
   struct Registered {
     std::shared_ptr<const convserve::v1::Tensor> tensor;  // null if unknown
     uint64_t content_hash = 0;                            // ContentHash of its bytes
@@ -35,9 +40,11 @@ class FilterStore {
 
  private:
   const int64_t budget_bytes_;
+  const int64_t owner_budget_bytes_;
   mutable std::mutex mutex_;
   absl::flat_hash_map<std::string, Registered> filters_ ABSL_GUARDED_BY(mutex_);
   int64_t bytes_ ABSL_GUARDED_BY(mutex_) = 0;
+  absl::flat_hash_map<std::string, int64_t> owner_bytes_ ABSL_GUARDED_BY(mutex_);
 };
 
 }  // namespace convserve::server

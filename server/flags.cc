@@ -196,6 +196,17 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
       "principals allowed in: lines of <sha256 hex of a bearer token, or cn=CERT NAME> <name> "
       "<scopes conv,register,info>; re-read when it changes; none: no authentication")
       ->check(CLI::ExistingFile);
+  add("--quota-requests", parsed.quota_requests,
+      "with --auth-tokens-file: requests one principal may have in flight; 0: no limit")
+      ->check(non_negative("--quota-requests", kMaxInt));
+  int64_t quota_mb = parsed.quota_bytes / kMiB;
+  add("--quota-mb", quota_mb,
+      "with --auth-tokens-file: MiB of tensors one principal's requests may hold; 0: no limit")
+      ->check(non_negative("--quota-mb", kMaxMb));
+  add("--quota-filter-share", parsed.quota_filter_share,
+      "with --auth-tokens-file: the share (0 to 1) of --filter-store-mb one principal's "
+      "registered filters may take")
+      ->check(CLI::Range(0.0, 1.0));
   add("--reload-s", reload_s, "seconds between checks of the TLS and tokens files for changes")
       ->check(positive("--reload-s", 86400));
   add("--log-level", parsed.log_level, "trace, debug, info, warn, error or off")
@@ -235,6 +246,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   parsed.max_connection_age =
       std::chrono::milliseconds(std::llround(max_connection_age_s * 1000.0));
   parsed.reload_interval = std::chrono::seconds(reload_s);
+  parsed.quota_bytes = quota_mb * kMiB;
   *config = std::move(parsed);
   return std::nullopt;
 }
@@ -263,6 +275,9 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"tls-key", FormatValue(config.tls_key_file)},
       {"tls-client-ca", FormatValue(config.tls_client_ca_file)},
       {"auth-tokens-file", FormatValue(config.auth_tokens_file)},
+      {"quota-requests", std::to_string(config.quota_requests)},
+      {"quota-mb", FormatMiB(config.quota_bytes)},
+      {"quota-filter-share", FormatNumber(config.quota_filter_share)},
       {"reload-s", FormatNumber(static_cast<double>(config.reload_interval.count()) / 1000.0)},
       {"log-level", FormatValue(config.log_level)},
       {"log-format", FormatValue(config.log_format)},

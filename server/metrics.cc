@@ -32,6 +32,7 @@ constexpr char kComputeSeconds[] = "convserve_compute_seconds";
 constexpr char kRequestSeconds[] = "convserve_request_seconds";
 constexpr char kBytesReceived[] = "convserve_bytes_received_total";
 constexpr char kBytesSent[] = "convserve_bytes_sent_total";
+constexpr char kPrincipalRequests[] = "convserve_principal_requests_total";
 
 // Upper bounds (inclusive, seconds) of the latency histograms' buckets: 10 us
 // to 60 s in 1-2.5-5 steps; a final +Inf bucket holds everything above.
@@ -190,6 +191,8 @@ struct Metrics::State {
   std::map<std::string, OpSeries, std::less<>> ops ABSL_GUARDED_BY(mutex);
   uint64_t bytes_received ABSL_GUARDED_BY(mutex) = 0;
   uint64_t bytes_sent ABSL_GUARDED_BY(mutex) = 0;
+  // principal -> gRPC status code -> count.
+  RequestCounts principals ABSL_GUARDED_BY(mutex);
 
   struct Gauge {
     std::string help;
@@ -201,6 +204,11 @@ struct Metrics::State {
 
 Metrics::Metrics() : state_(std::make_unique<State>()) {}
 Metrics::~Metrics() = default;
+
+void Metrics::RecordPrincipal(absl::string_view principal, absl::string_view code) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  ++FindOrAdd(FindOrAdd(state_->principals, Std(principal)), Std(code));
+}
 
 void Metrics::RecordConv(absl::string_view op, absl::string_view dtype, absl::string_view code,
                          double queue_seconds, double compute_seconds, double total_seconds,
@@ -228,10 +236,12 @@ void Metrics::AddGauge(const std::string& name, const std::string& help,
 std::string Metrics::Render() const {
   // Snapshot under the lock, format outside it.
   std::map<std::string, OpSeries, std::less<>> ops;
+  RequestCounts principals;
   uint64_t bytes_received, bytes_sent;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     ops = state_->ops;
+    principals = state_->principals;
     bytes_received = state_->bytes_received;
     bytes_sent = state_->bytes_sent;
   }
@@ -277,6 +287,24 @@ std::string Metrics::Render() const {
   std::string& sent = families[kBytesSent];
   AppendHeader(sent, kBytesSent, "Bytes of tensor data sent in Conv replies.", "counter");
   absl::StrAppend(&sent, kBytesSent, " ", bytes_sent, "\n");
+
+  if (!principals.empty()) {
+    std::string& text = families[kPrincipalRequests];
+    AppendHeader(text, kPrincipalRequests,
+                 "Calls by authenticated principal (a name from the tokens file) and gRPC status "
+                 "code.",
+                 "counter");
+    for (const auto& [principal, codes] : principals) {
+      for (const auto& [code, count] : codes) {
+        text += kPrincipalRequests;
+        text += "{principal=\"";
+        AppendLabelValue(text, principal);
+        text += "\",code=\"";
+        AppendLabelValue(text, code);
+        absl::StrAppend(&text, "\"} ", count, "\n");
+      }
+    }
+  }
 
   for (const auto& [name, gauge] : gauges) {
     std::string& text = families[name];

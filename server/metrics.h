@@ -26,6 +26,10 @@ class Metrics {
                   double queue_seconds, double compute_seconds, double total_seconds,
                   int64_t bytes_in, int64_t bytes_out);
 
+  // One call of an authenticated principal (a name from the tokens file,
+  // never a token) that ended with `code`.
+  void RecordPrincipal(absl::string_view principal, absl::string_view code);
+
   // A value read at each scrape, e.g. the queue depth: exported as a gauge
   // `name` with `help`. Register all gauges before serving.
   void AddGauge(const std::string& name, const std::string& help, std::function<double()> value);
@@ -35,6 +39,7 @@ class Metrics {
   //   convserve_queue_seconds, convserve_compute_seconds,
   //   convserve_request_seconds                        histograms (by op)
   //   convserve_bytes_received_total, convserve_bytes_sent_total   counters
+  //   convserve_principal_requests_total{principal,code}   counter, once any
   //   and every gauge added with AddGauge.
   std::string Render() const;
 

@@ -145,7 +145,10 @@ void RunningServer::Drain(std::chrono::milliseconds grace) {
 absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& config) {
   std::unique_ptr<RunningServer> running(new RunningServer());
   running->metrics_ = std::make_unique<Metrics>();
-  running->filters_ = std::make_unique<FilterStore>(config.filter_store_bytes);
+  running->filters_ = std::make_unique<FilterStore>(
+      config.filter_store_bytes,
+      static_cast<int64_t>(static_cast<double>(config.filter_store_bytes) *
+                           config.quota_filter_share));
   running->weight_cache_ = std::make_shared<WeightCache>(config.weight_cache_bytes);
   absl::StatusOr<std::vector<Scheduler::Pool>> pools = MakePools(config, running->weight_cache_);
   if (!pools.ok()) return pools.status();
@@ -154,8 +157,10 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
     return absl::InternalError(absl::StrCat("warm-up failed: ", warm.message()));
   }
   running->ledger_ = std::make_unique<CallLedger>(config.max_streams);
-  running->pipeline_ =
-      std::make_unique<ConvPipeline>(config, running->filters_.get(), running->metrics_.get());
+  running->quotas_ = std::make_unique<PrincipalQuotas>(
+      QuotaLimits{.max_requests = config.quota_requests, .max_bytes = config.quota_bytes});
+  running->pipeline_ = std::make_unique<ConvPipeline>(
+      config, running->filters_.get(), running->metrics_.get(), running->quotas_.get());
   if (!config.auth_tokens_file.empty()) {
     absl::StatusOr<std::unique_ptr<Authenticator>> authenticator =
         Authenticator::Start(config.auth_tokens_file, config.reload_interval);

@@ -49,6 +49,7 @@ class RunningServer {
   std::shared_ptr<WeightCache> weight_cache_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<CallLedger> ledger_;
+  std::unique_ptr<PrincipalQuotas> quotas_;
   std::unique_ptr<ConvPipeline> pipeline_;
   std::unique_ptr<Authenticator> authenticator_;  // null without --auth-tokens-file
   std::unique_ptr<ConvServiceImpl> service_;

@@ -59,6 +59,11 @@ struct ServerConfig {
   // Principals allowed to call, with their scopes (see auth.h); empty: no
   // authentication.
   std::string auth_tokens_file;
+  // With authentication, what each principal may hold at once: requests and
+  // tensor bytes in flight (0: no limit), and its share of filter_store_bytes.
+  int quota_requests = 0;
+  int64_t quota_bytes = 0;
+  double quota_filter_share = 1.0;
   // How often the TLS and tokens files are re-read, so they change without a restart.
   std::chrono::milliseconds reload_interval{10000};
   // spdlog level name, and "text" or "json" lines.

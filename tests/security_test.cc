@@ -60,9 +60,11 @@ class TlsTest : public ::testing::Test {
     Write("server.key", pair.private_key);
   }
 
-  void Start(bool mutual, const std::string& tokens_file = "") {
+  void Start(bool mutual, const std::string& tokens_file = "", int quota_requests = 0) {
     ServerConfig config;
     config.auth_tokens_file = tokens_file;
+    config.quota_requests = quota_requests;
+    config.workers = 2;
     config.address = "127.0.0.1:0";
     config.backend = "reference";
     config.tls_cert_file = Path("server.pem");
@@ -209,12 +211,14 @@ std::string Sha256Hex(absl::string_view token) {
 
 constexpr char kAliceToken[] = "alice-token-7f3a91";    // conv, register, info
 constexpr char kViewerToken[] = "viewer-token-c0ffee";  // info only
+constexpr char kBobToken[] = "bob-token-2b2b";          // conv
 
 class TokenTest : public TlsTest {
  protected:
   TokenTest() {
     Write("tokens", "# principals\n" + Sha256Hex(kAliceToken) + " alice conv,register,info\n" +
-                        Sha256Hex(kViewerToken) + " viewer info\n" + "cn=batch-job batch conv\n");
+                        Sha256Hex(kViewerToken) + " viewer info\n" + Sha256Hex(kBobToken) +
+                        " bob conv\n" + "cn=batch-job batch conv\n");
   }
 
   TransportOptions WithToken(const std::string& token) const {
@@ -341,6 +345,49 @@ TEST_F(TokenTest, TheTokenNeverAppearsInTheLogs) {
   for (const char* secret : {kAliceToken, kViewerToken, "a-guessed-token"}) {
     EXPECT_THAT(text, ::testing::Not(HasSubstr(secret)));
   }
+}
+
+TEST_F(TokenTest, OnePrincipalOverItsQuotaIsRefusedWhileAnotherIsServed) {
+  Start(/*mutual=*/false, Path("tokens"), /*quota_requests=*/1);
+  // Alice keeps one slow request in flight on a stream (the reference loops
+  // take a while on this one).
+  v1::ConvRequest slow;
+  slow.mutable_conv2d()->set_padding(v1::PADDING_SAME);
+  *slow.mutable_input() =
+      MakeTensor(DataType::kFloat32, {1, 96, 96, 64}, std::vector<double>(96 * 96 * 64, 1));
+  *slow.mutable_filter()->mutable_tensor() =
+      MakeTensor(DataType::kFloat32, {3, 3, 64, 64}, std::vector<double>(9 * 64 * 64, 1));
+  grpc::ClientContext stream_context;
+  auto alice = Stub(WithToken(kAliceToken));
+  auto stream = alice->ConvStream(&stream_context);
+  ASSERT_TRUE(stream->Write(slow));
+  const auto running = [&] { return server_->scheduler().running() == 1; };
+  for (int i = 0; i < 500 && !running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(running());
+
+  const grpc::Status refused = Conv(WithToken(kAliceToken));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("quota_requests"));
+  const grpc::Status served = Conv(WithToken(kBobToken));
+  EXPECT_TRUE(served.ok()) << served.error_message();
+
+  stream->WritesDone();
+  v1::ConvResponse response;
+  EXPECT_TRUE(stream->Read(&response));
+  EXPECT_FALSE(response.has_error()) << response.error().message();
+  EXPECT_TRUE(stream->Finish().ok());
+  const grpc::Status again = Conv(WithToken(kAliceToken));
+  EXPECT_TRUE(again.ok()) << "the quota is given back: " << again.error_message();
+
+  const std::string metrics = server_->metrics().Render();
+  EXPECT_THAT(metrics, HasSubstr("convserve_principal_requests_total{principal=\"alice\","
+                                 "code=\"RESOURCE_EXHAUSTED\"} 1"));
+  EXPECT_THAT(metrics, HasSubstr("convserve_principal_requests_total{principal=\"alice\","
+                                 "code=\"OK\"} 2"));
+  EXPECT_THAT(metrics, HasSubstr("convserve_principal_requests_total{principal=\"bob\","
+                                 "code=\"OK\"} 1"));
 }
 
 TEST(ClientCredentials, ATokenIsNeverSentInPlaintext) {
