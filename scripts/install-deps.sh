@@ -2,6 +2,7 @@
 # Installs the Debian 12 packages ConvServe needs, if missing.
 #   scripts/install-deps.sh build   what building the project needs
 #   scripts/install-deps.sh         that, plus what the tests run (the default)
+#   scripts/install-deps.sh sanitize  that, plus clang and its sanitizer runtimes
 set -euo pipefail
 
 build_packages=(
@@ -14,14 +15,19 @@ build_packages=(
 # buildah), the cluster test's gRPC proxy (nginx) and the format check.
 test_packages=(
   clang-format python3-numpy nodejs npm
-  python3-grpcio python3-protobuf python3-pytest
+  python3-grpcio python3-protobuf python3-pytest python3-cryptography
   debootstrap podman buildah nginx
 )
+# scripts/sanitize.sh: clang, its sanitizer runtimes (only recommended by
+# clang, so named here), LLVM's OpenMP for clang's -fopenmp, and
+# llvm-symbolizer (package llvm) for the reports' stacks.
+sanitize_packages=(clang libclang-rt-dev libomp-dev llvm)
 
 case "${1:-all}" in
   build) packages=("${build_packages[@]}") ;;
   all) packages=("${build_packages[@]}" "${test_packages[@]}") ;;
-  *) echo "usage: $0 [build|all]" >&2; exit 2 ;;
+  sanitize) packages=("${build_packages[@]}" "${test_packages[@]}" "${sanitize_packages[@]}") ;;
+  *) echo "usage: $0 [build|all|sanitize]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -1,5 +1,6 @@
 """Starts the real convserve-server once per test session on a free loopback port."""
 
+import contextlib
 import os
 import pathlib
 import re
@@ -23,11 +24,14 @@ def _server_binary():
     return path
 
 
-@pytest.fixture(scope="session")
-def server_address():
+@contextlib.contextmanager
+def running_server(*flags, **client_options):
+    """Runs convserve-server with `flags` on a free loopback port until it is
+    SERVING (asked through a client made with `client_options`); yields its
+    address and stops it with SIGTERM afterwards."""
     binary = _server_binary()
     log_file = tempfile.NamedTemporaryFile(prefix="convserve-server-", suffix=".log", delete=False)
-    process = subprocess.Popen([binary, "--address", "127.0.0.1:0"], stdout=log_file,
+    process = subprocess.Popen([binary, "--address", "127.0.0.1:0", *flags], stdout=log_file,
                                stderr=subprocess.STDOUT)
     log_path = log_file.name
 
@@ -50,7 +54,7 @@ def server_address():
             pytest.fail(f"convserve-server did not start:\n{log_text()}")
         address = f"127.0.0.1:{port}"
         # Wait for the warm-up convolution: health turns SERVING after it.
-        with convserve.Client(address, timeout=5) as client:
+        with convserve.Client(address, timeout=5, **client_options) as client:
             while True:
                 try:
                     if client.health() == "SERVING":
@@ -71,6 +75,12 @@ def server_address():
                 process.wait()
         log_file.close()
         os.unlink(log_path)
+
+
+@pytest.fixture(scope="session")
+def server_address():
+    with running_server() as address:
+        yield address
 
 
 @pytest.fixture(scope="session")
