@@ -1,7 +1,11 @@
 // ConvServe from Node.js: TensorFlow's tf.nn.conv2d(x, w, strides=2, padding="SAME")
 // over gRPC, checked against a direct loop, then one invalid request.
 // Usage: node conv2d.js [host:port]   (default localhost:50051)
+// TLS: CONVSERVE_TLS_CA=ca.pem (the CA that verifies the server); a bearer
+// token for a server run with --auth-tokens-file: CONVSERVE_TOKEN_FILE=file
+// (sent only over TLS).
 'use strict';
+const fs = require('fs');
 const path = require('path');
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
@@ -12,7 +16,23 @@ const definition = protoLoader.loadSync(
   { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
 const { ConvService } = grpc.loadPackageDefinition(definition).convserve.v1;
 const maxBytes = 256 * 1024 * 1024; // the server's default --max-message-mb
-const client = new ConvService(address, grpc.credentials.createInsecure(), {
+function credentials() {
+  const caFile = process.env.CONVSERVE_TLS_CA, tokenFile = process.env.CONVSERVE_TOKEN_FILE;
+  if (!caFile) {
+    if (tokenFile) throw new Error('CONVSERVE_TOKEN_FILE needs CONVSERVE_TLS_CA: a token is never sent in plaintext');
+    return grpc.credentials.createInsecure();
+  }
+  const tls = grpc.credentials.createSsl(fs.readFileSync(caFile));
+  if (!tokenFile) return tls;
+  const token = fs.readFileSync(tokenFile, 'utf8').trim();
+  const bearer = grpc.credentials.createFromMetadataGenerator((_, callback) => {
+    const metadata = new grpc.Metadata();
+    metadata.add('authorization', `Bearer ${token}`);
+    callback(null, metadata);
+  });
+  return grpc.credentials.combineChannelCredentials(tls, bearer);
+}
+const client = new ConvService(address, credentials(), {
   'grpc.max_send_message_length': maxBytes,
   'grpc.max_receive_message_length': maxBytes,
 });

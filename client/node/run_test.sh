@@ -28,13 +28,27 @@ trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EX
 source "$repo/tests/start_server.sh"
 start_server "$work/server.log" "$server_bin" --address 127.0.0.1:0
 
-status=0
-node conv2d.js "127.0.0.1:$port" || status=$?
-kill "$server_pid" 2>/dev/null || true
-wait "$server_pid" 2>/dev/null || true
-server_pid=""
-if [ "$status" -ne 0 ]; then
-  echo "node_client: conv2d.js failed (exit $status); server log:"
-  cat "$work/server.log"
-fi
-exit "$status"
+# Runs conv2d.js against the server started with the given flags; stops it.
+run() {
+  local label=$1
+  shift
+  start_server "$work/server.log" "$server_bin" --address 127.0.0.1:0 "$@"
+  local status=0
+  node conv2d.js "127.0.0.1:$port" || status=$?
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+  if [ "$status" -ne 0 ]; then
+    echo "node_client: conv2d.js failed $label (exit $status); server log:"
+    cat "$work/server.log"
+    exit "$status"
+  fi
+}
+
+run "in plaintext"
+
+# Over TLS with a bearer token: a throwaway CA, server certificate and token.
+/usr/bin/python3 "$repo/tests/make_test_credentials.py" "$work" node-example conv
+CONVSERVE_TLS_CA="$work/ca.pem" CONVSERVE_TOKEN_FILE="$work/token" \
+  run "over TLS with a token" --tls-cert "$work/server.pem" --tls-key "$work/server.key" \
+  --auth-tokens-file "$work/tokens"
