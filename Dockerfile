@@ -60,10 +60,21 @@ EXPOSE 50051 9090
 # Healthy only while the gRPC health service says SERVING (after the warm-up
 # convolution; NOT_SERVING while draining). It follows CONVSERVE_ADDRESS's port;
 # a wildcard host is asked through loopback. (An --address flag given as
-# arguments overrides the variable and is not seen here.)
+# arguments overrides the variable and is not seen here.) With
+# CONVSERVE_TLS_CERT set it asks over TLS, verifying the server with the ca.crt
+# beside the certificate (a Kubernetes TLS Secret's layout) or else with the
+# certificate itself; either way the certificate must name the address asked
+# (127.0.0.1 for a wildcard). Health needs no token. With mutual TLS
+# (CONVSERVE_TLS_CLIENT_CA) it has no client certificate: override it
+# (docker run --health-cmd, compose healthcheck) to pass --tls-cert/--tls-key.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD a="${CONVSERVE_ADDRESS:-0.0.0.0:50051}"; \
       case "${a%:*}" in ""|0.0.0.0|"[::]") a="127.0.0.1:${a##*:}" ;; esac; \
-      exec /usr/local/bin/convserve-cli --address "$a" --timeout 4 health
+      set -- --address "$a" --timeout 4; \
+      if [ -n "${CONVSERVE_TLS_CERT:-}" ]; then \
+        ca="${CONVSERVE_TLS_CERT%/*}/ca.crt"; [ -r "$ca" ] || ca="$CONVSERVE_TLS_CERT"; \
+        set -- "$@" --tls-ca "$ca"; \
+      fi; \
+      exec /usr/local/bin/convserve-cli "$@" health
 # SIGTERM drains calls in flight for CONVSERVE_GRACE_PERIOD_S (30 s), then exits 0.
 ENTRYPOINT ["/usr/local/bin/convserve-server"]

@@ -12,11 +12,12 @@ build_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcpp-httplib-dev
 )
 # Clients in Python and Node, the container test (debootstrap, podman,
-# buildah), the cluster test's gRPC proxy (nginx) and the format check.
+# buildah), the cluster test's gRPC proxy (nginx) and certificates (openssl),
+# and the format check.
 test_packages=(
   clang-format python3-numpy nodejs npm
   python3-grpcio python3-protobuf python3-pytest python3-cryptography
-  debootstrap podman buildah nginx
+  debootstrap podman buildah nginx openssl
 )
 # scripts/sanitize.sh: clang, its sanitizer runtimes (only recommended by
 # clang, so named here), LLVM's OpenMP for clang's -fopenmp, and

@@ -4,18 +4,30 @@
 //    Kubernetes API schema of its apiVersion/kind (kubernetes-models) and has
 //    no field that schema lacks (the library alone accepts unknown fields);
 // 2. consistency: the manifests agree with each other and with the flags that
-//    `SERVER_BIN --help` documents (names, types and defaults of CONVSERVE_*);
-// 3. negative tests: broken variants of the manifests, made in memory, must
+//    `SERVER_BIN --help` documents (names, types and defaults of CONVSERVE_*),
+//    and TLS is wired right: certificate, key and tokens file from read-only
+//    Secret folder mounts (no subPath, so rotation reaches the server), probes
+//    that speak TLS (convserve-cli health, not the kubelet's gRPC probes);
+// 3. the optional component MANIFEST_DIR/mutual-tls (kustomize JSON 6902
+//    patches) applied in memory: the patched manifests must pass every check;
+// 4. negative tests: broken variants of the manifests, made in memory, must
 //    each be rejected by the check meant to catch them.
 // Prints one line per check and variant, then a summary; exits 1 on a failure.
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import YAML from "yaml";
 
 const CONTAINER = "convserve";
 const READINESS_SERVICE = "convserve.v1.ConvService";
 const PROCESS_HEADROOM_MIB = 256;  // memory beyond the server's own budgets
+const COMPONENT = "mutual-tls";  // optional kustomize component, a folder here
+// Files the server reads, which must come from mounted Secrets (the client CA
+// may come from a ConfigMap: it is public). Without the first three set the
+// replicas would serve plaintext without authentication.
+const REQUIRED_FILES = ["CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_AUTH_TOKENS_FILE"];
+const CLIENT_CA = "CONVSERVE_TLS_CLIENT_CA";
+const CLI_DEFAULT_TIMEOUT_S = 300;  // convserve-cli --timeout
 
 // ---------------------------------------------------------------- inputs
 
@@ -31,11 +43,12 @@ function loadManifests(dir) {
   return docs;
 }
 
-// Reads "--flag TYPE[:RULE][=DEFAULT] (Env:CONVSERVE_FLAG)" lines of --help.
+// Reads "--flag TYPE[:RULE][=DEFAULT] (Env:CONVSERVE_FLAG)" lines of --help;
+// a RULE may hold spaces ("FLOAT in [0 - 1]").
 function serverFlags(serverBin) {
   const text = execFileSync(serverBin, ["--help"], { encoding: "utf8" });
   const flags = new Map();
-  for (const [, flag, spec, env] of text.matchAll(/(--[\w-]+) (\S+) \(Env:(CONVSERVE_\w+)\)/g)) {
+  for (const [, flag, spec, env] of text.matchAll(/(--[\w-]+) ([^\n]+?) \(Env:(CONVSERVE_\w+)\)/g)) {
     const [typeRule, dflt] = spec.split(/=(.*)/s);
     const [type, rule = ""] = typeRule.split(/:(.*)/s);
     flags.set(env, { flag, type, rule, dflt });
@@ -51,8 +64,8 @@ function badValue(value, { type, rule }) {
   if (type === "FLOAT" && (value.trim() === "" || !Number.isFinite(n))) return "is not a number";
   if (rule === "POSITIVE" && !(n > 0)) return "must be positive";
   if (rule === "NON-NEGATIVE" && !(n >= 0)) return "must be 0 or more";
-  const range = /^(-?\d+)\.\.(-?\d+)$/.exec(rule);
-  if (range && !(n >= Number(range[1]) && n <= Number(range[2]))) return `must be in ${rule}`;
+  const range = /^(-?\d+)\.\.(-?\d+)$/.exec(rule) ?? /^(?:INT|FLOAT) in \[(\S+) - (\S+)\]$/.exec(rule);
+  if (range && !(n >= Number(range[1]) && n <= Number(range[2]))) return `must be in ${range[1]}..${range[2]}`;
   const set = /^\{(.*)\}$/.exec(rule);
   if (set && !set[1].split(",").includes(value.toLowerCase())) return `must be one of ${set[1]}`;
   return "";
@@ -130,6 +143,74 @@ function selects(selector, labels = {}) {
 }
 
 const portOf = (address) => Number(/:(\d+)$/.exec(address ?? "")?.[1]);
+const octal = (mode) => `0${mode.toString(8)}`;
+
+// Where the container reads `path` from: the volumeMount whose folder holds it
+// and that mount's volume. `kinds`: the volume sources allowed ("secret",
+// "configMap"); `confidential`: others must not be able to read it.
+// Returns { volume, problems }; problems are phrased after `what`.
+function mountedFile(c, what, path, kinds, confidential) {
+  if (typeof path !== "string" || !path.startsWith("/")) return { problems: [`${what}: "${path}" is not an absolute path`] };
+  const mounts = (c.container.volumeMounts ?? []).filter((m) => {
+    const dir = (m.mountPath ?? "").replace(/\/+$/, "");
+    return path === dir || path.startsWith(`${dir}/`);
+  }).sort((a, b) => b.mountPath.length - a.mountPath.length);
+  const m = mounts[0];
+  if (!m) return { problems: [`${what}: ${path} is in no volumeMount (want a ${kinds.join(" or ")} volume mounted read-only)`] };
+  const problems = [];
+  const rel = path.slice(m.mountPath.replace(/\/+$/, "").length + 1);
+  if (m.subPath !== undefined || m.subPathExpr !== undefined) {
+    problems.push(`${what}: volumeMount ${m.name} at ${m.mountPath} uses subPath: the kubelet's updates (rotation) never reach a subPath mount; mount the volume as a folder`);
+  }
+  if (m.readOnly !== true) problems.push(`${what}: volumeMount ${m.name} at ${m.mountPath} must be readOnly: true`);
+  const volume = (c.pod.spec?.volumes ?? []).find((v) => v.name === m.name);
+  if (!volume) return { problems: [...problems, `${what}: volumeMount ${m.name} names no volume of the pod`] };
+  const kind = kinds.find((k) => volume[k]);
+  if (!kind) {
+    const has = Object.keys(volume).filter((k) => k !== "name").join(", ");
+    return { volume, problems: [...problems, `${what}: volume ${m.name} is ${has || "empty"}, want ${kinds.join(" or ")}`] };
+  }
+  const source = volume[kind];
+  if (source.optional === true) problems.push(`${what}: volume ${m.name} is optional: the pod would start without the file`);
+  const item = (source.items ?? []).find((i) => i.path === rel);
+  if (source.items && !item) problems.push(`${what}: volume ${m.name} lists items, none of them at ${rel}`);
+  else if (!rel || rel.includes("/") || rel.startsWith("..")) problems.push(`${what}: ${path} is not one key of volume ${m.name}`);
+  const mode = item?.mode ?? source.defaultMode ?? 0o644;
+  const fsGroup = c.pod.spec?.securityContext?.fsGroup;
+  const uid = c.container.securityContext?.runAsUser ?? c.pod.spec?.securityContext?.runAsUser;
+  // The kubelet writes the files as root, group fsGroup when set; the server
+  // runs as a non-root user, and fsGroup is among its groups.
+  if (uid !== 0 && !(mode & 0o004) && !((mode & 0o040) && fsGroup !== undefined)) {
+    problems.push(`${what}: the server's user cannot read ${path}: mode ${octal(mode)}${fsGroup === undefined ? " and no pod securityContext.fsGroup" : ""} (want 0440 with an fsGroup)`);
+  }
+  if (confidential && (mode & 0o007)) problems.push(`${what}: volume ${m.name} has mode ${octal(mode)}: other users may read ${path} (want 0440 with an fsGroup)`);
+  return { volume, mount: m, problems };
+}
+
+// The convserve-cli command of an exec probe: { options, subcommand, subOptions }
+// or { problem }. Options are --name value or --name=value.
+function parseCli(command) {
+  if (!Array.isArray(command) || !/(^|\/)convserve-cli$/.test(command[0] ?? "")) {
+    return { problem: `runs ${JSON.stringify(command?.[0])}, not convserve-cli` };
+  }
+  const read = (from, allowed) => {
+    const options = {};
+    let i = from;
+    while (i < command.length && String(command[i]).startsWith("-")) {
+      const [name, inline] = String(command[i]).split(/=(.*)/s);
+      if (!allowed.includes(name)) return { problem: `convserve-cli option ${name} is not one a probe needs (${allowed.join(", ")})`, i };
+      if (inline !== undefined) { options[name] = inline; i += 1; } else { options[name] = command[i + 1]; i += 2; }
+    }
+    return { options, i };
+  };
+  const top = read(1, ["--address", "--tls-ca", "--tls-cert", "--tls-key", "--timeout", "--token", "--token-file"]);
+  if (top.problem) return top;
+  const subcommand = command[top.i];
+  const sub = read(top.i + 1, ["--service"]);
+  if (sub.problem) return sub;
+  if (sub.i !== command.length) return { problem: `unexpected arguments after the options: ${command.slice(sub.i).join(" ")}` };
+  return { options: top.options, subcommand, subOptions: sub.options };
+}
 
 // What the checks look at, found once; nothing here throws on a broken manifest.
 function context(docs, flags) {
@@ -145,7 +226,9 @@ function context(docs, flags) {
   // A CONVSERVE_* setting: its literal value, else the server's default.
   const setting = (name) => env.get(name)?.value ?? flags.get(name)?.dflt;
   const at = (d, field) => `${d.file}: ${d.obj.kind}/${d.obj.metadata?.name} ${field}`;
-  return { docs, all, dep, pod, container, cpath, env, ports, flags, setting, at,
+  const tlsOn = Boolean(env.get("CONVSERVE_TLS_CERT")?.value);
+  const mutualTls = Boolean(env.get(CLIENT_CA)?.value);
+  return { docs, all, dep, pod, container, cpath, env, ports, flags, setting, at, tlsOn, mutualTls,
     labels: pod?.metadata?.labels ?? {}, depAt: (field) => at(dep, `${cpath}.${field}`) };
 }
 
@@ -154,7 +237,7 @@ const CHECKS = {
   kustomization: ["kustomization.yaml lists every manifest, and only those", (c) => {
     const k = c.all("Kustomization")[0];
     if (!k) return ["kustomization.yaml: no Kustomization"];
-    const known = ["apiVersion", "kind", "resources", "namespace", "namePrefix", "nameSuffix", "labels",
+    const known = ["apiVersion", "kind", "resources", "components", "namespace", "namePrefix", "nameSuffix", "labels",
       "commonLabels", "commonAnnotations", "images", "replicas", "patches"];
     const problems = Object.keys(k.obj).filter((f) => !known.includes(f)).map((f) => `${k.file}: ${f}: unknown field`);
     if (k.obj.apiVersion !== "kustomize.config.k8s.io/v1beta1") problems.push(`${k.file}: apiVersion: not kustomize.config.k8s.io/v1beta1`);
@@ -162,6 +245,7 @@ const CHECKS = {
     const files = [...new Set(c.docs.filter((d) => d !== k).map((d) => d.file))];
     for (const f of files.filter((f) => !listed.includes(f))) problems.push(`${k.file}: resources: ${f} is missing`);
     for (const f of listed.filter((f) => !files.includes(f))) problems.push(`${k.file}: resources: ${f} is not a manifest here`);
+    for (const f of (k.obj.components ?? []).filter((f) => f !== COMPONENT)) problems.push(`${k.file}: components: ${f} is not a component here (${COMPONENT})`);
     return problems;
   }],
   selectors: ["Deployment, Services, PDB and spread constraints select the pod labels", (c) => {
@@ -237,15 +321,67 @@ const CHECKS = {
     if (!(quantity(limits.memory) >= needMiB * 2 ** 20)) problems.push(c.depAt(`resources.limits.memory: ${limits.memory} < ${parts.join(" + ")} + ${PROCESS_HEADROOM_MIB} = ${needMiB}Mi`));
     return problems;
   }],
-  probes: [`startup, readiness and liveness are gRPC probes on the grpc port; readiness asks for ${READINESS_SERVICE}, liveness for ""`, (c) => {
+  // With TLS on, the kubelet's native gRPC probes (plaintext) cannot work.
+  probes: [`startup, readiness, liveness: convserve-cli health over TLS to loopback:grpc port (no native gRPC probe with TLS on), CA (and client cert) from mounted volumes; readiness ${READINESS_SERVICE}, liveness ""; CLI --timeout < timeoutSeconds <= periodSeconds`, (c) => {
     const problems = [];
     const grpcPort = c.ports.get("grpc");
     const want = { startupProbe: null, readinessProbe: READINESS_SERVICE, livenessProbe: "" };
     for (const [probe, service] of Object.entries(want)) {
-      const g = c.container[probe]?.grpc;
-      if (!g) { problems.push(c.depAt(`${probe}.grpc: missing (a gRPC health probe is required)`)); continue; }
-      if (g.port !== grpcPort) problems.push(c.depAt(`${probe}.grpc.port: ${g.port} is not the grpc containerPort ${grpcPort}`));
-      if (service !== null && (g.service ?? "") !== service) problems.push(c.depAt(`${probe}.grpc.service: "${g.service ?? ""}", want "${service}"`));
+      const p = c.container[probe];
+      if (!p) { problems.push(c.depAt(`${probe}: missing (a health probe is required)`)); continue; }
+      if (p.grpc) {
+        if (c.tlsOn) { problems.push(c.depAt(`${probe}.grpc: the kubelet's gRPC probes speak plaintext, and the server serves TLS (CONVSERVE_TLS_CERT): use an exec probe running convserve-cli --tls-ca ... health`)); continue; }
+        if (p.grpc.port !== grpcPort) problems.push(c.depAt(`${probe}.grpc.port: ${p.grpc.port} is not the grpc containerPort ${grpcPort}`));
+        if (service !== null && (p.grpc.service ?? "") !== service) problems.push(c.depAt(`${probe}.grpc.service: "${p.grpc.service ?? ""}", want "${service}"`));
+        continue;
+      }
+      if (!p.exec) { problems.push(c.depAt(`${probe}: must run convserve-cli health (exec)${c.tlsOn ? "" : " or be a grpc probe"}: ${Object.keys(p).filter((k) => !/Seconds$|Threshold$/.test(k)).join(", ") || "no handler"} does not ask the health service`)); continue; }
+      const cli = parseCli(p.exec.command);
+      const at = (what) => c.depAt(`${probe}.exec.command: ${what}`);
+      if (cli.problem) { problems.push(at(cli.problem)); continue; }
+      if (cli.subcommand !== "health") problems.push(at(`runs convserve-cli ${cli.subcommand}, not health`));
+      const address = cli.options["--address"];
+      const host = /^(.*):\d+$/.exec(address ?? "")?.[1];
+      if (!["127.0.0.1", "localhost", "[::1]"].includes(host)) problems.push(at(`--address ${address}: want the pod's own loopback, 127.0.0.1:<grpc port>`));
+      if (portOf(address) !== grpcPort) problems.push(at(`--address ${address} is not the grpc containerPort ${grpcPort}`));
+      if (service !== null && (cli.subOptions["--service"] ?? "") !== service) problems.push(at(`health --service "${cli.subOptions["--service"] ?? ""}", want "${service}"`));
+      for (const o of ["--token", "--token-file"].filter((o) => o in cli.options)) problems.push(at(`${o}: health needs no token; keep tokens out of probes`));
+      if (c.tlsOn) {
+        if (!cli.options["--tls-ca"]) problems.push(at("no --tls-ca: the server serves TLS (CONVSERVE_TLS_CERT), a plaintext probe always fails"));
+        else problems.push(...mountedFile(c, at("--tls-ca"), cli.options["--tls-ca"], ["secret", "configMap"], false).problems);
+        if (c.mutualTls) {
+          for (const o of ["--tls-cert", "--tls-key"]) {
+            if (!cli.options[o]) problems.push(at(`no ${o}: with mutual TLS (${CLIENT_CA}) the server accepts only connections with a client certificate`));
+            else problems.push(...mountedFile(c, at(o), cli.options[o], ["secret"], true).problems);
+          }
+        }
+      } else if (cli.options["--tls-ca"] || cli.options["--tls-cert"]) {
+        problems.push(at("speaks TLS, but the server serves plaintext (no CONVSERVE_TLS_CERT)"));
+      }
+      const cliTimeout = Number(cli.options["--timeout"] ?? CLI_DEFAULT_TIMEOUT_S);
+      const timeout = p.timeoutSeconds ?? 1;
+      const period = p.periodSeconds ?? 10;
+      if (!(cliTimeout < timeout)) problems.push(at(`--timeout ${cli.options["--timeout"] ?? `unset (${CLI_DEFAULT_TIMEOUT_S})`} must be below timeoutSeconds ${timeout}, so the CLI reports before the kubelet gives up on it`));
+      if (timeout > period) problems.push(c.depAt(`${probe}.timeoutSeconds: ${timeout} > periodSeconds ${period}`));
+    }
+    return problems;
+  }],
+  tls: ["TLS cert+key (one Secret), tokens file (and client CA: Secret or ConfigMap) in read-only folder mounts (no subPath) of non-optional Secrets, readable by fsGroup, not others", (c) => {
+    const problems = [];
+    const volumes = {};
+    for (const name of [...REQUIRED_FILES, CLIENT_CA]) {
+      const value = c.env.get(name)?.value;
+      if (!value) {
+        if (name !== CLIENT_CA) problems.push(c.depAt(`env: ${name} must be set: the replicas serve TLS with bearer tokens`));
+        continue;
+      }
+      const kinds = name === CLIENT_CA ? ["secret", "configMap"] : ["secret"];
+      const found = mountedFile(c, c.depAt(`env: ${name}`), value, kinds, name !== CLIENT_CA);
+      problems.push(...found.problems);
+      volumes[name] = found.volume?.name;
+    }
+    if (volumes.CONVSERVE_TLS_CERT && volumes.CONVSERVE_TLS_KEY && volumes.CONVSERVE_TLS_CERT !== volumes.CONVSERVE_TLS_KEY) {
+      problems.push(c.depAt(`env: CONVSERVE_TLS_CERT (volume ${volumes.CONVSERVE_TLS_CERT}) and CONVSERVE_TLS_KEY (volume ${volumes.CONVSERVE_TLS_KEY}) must come from one Secret, so that a rotation swaps them together`));
     }
     return problems;
   }],
@@ -332,18 +468,84 @@ async function lint(docs, flags) {
   return results;
 }
 
+// ---------------------------------------------------------------- the mutual-tls component
+
+function loadComponent(dir) {
+  const path = join(dir, COMPONENT, "kustomization.yaml");
+  if (!existsSync(path)) return null;
+  return { file: `${COMPONENT}/kustomization.yaml`, obj: YAML.parse(readFileSync(path, "utf8")) };
+}
+
+// Applies JSON 6902 operations (add, replace, remove) to obj, in place.
+function applyJsonPatch(obj, ops) {
+  if (!Array.isArray(ops)) throw new Error("the patch is no JSON 6902 list of operations");
+  for (const { op, path, value, ...rest } of ops) {
+    if (Object.keys(rest).length) throw new Error(`${op} ${path}: unknown field ${Object.keys(rest)[0]}`);
+    if (!["add", "replace", "remove"].includes(op)) throw new Error(`${op} ${path}: only add, replace and remove are used here`);
+    if (typeof path !== "string" || !path.startsWith("/")) throw new Error(`${op} ${path}: not a JSON pointer`);
+    const keys = path.split("/").slice(1).map((k) => k.replaceAll("~1", "/").replaceAll("~0", "~"));
+    const last = keys.pop();
+    let parent = obj;
+    for (const k of keys) {
+      parent = parent[Array.isArray(parent) ? Number(k) : k];
+      if (parent === null || typeof parent !== "object") throw new Error(`${op} ${path}: no such path in the manifest`);
+    }
+    if (Array.isArray(parent)) {
+      const i = last === "-" ? parent.length : Number(last);
+      if (!Number.isInteger(i) || i < 0 || i > parent.length || (op !== "add" && i === parent.length)) throw new Error(`${op} ${path}: no such index`);
+      if (op === "add") parent.splice(i, 0, structuredClone(value));
+      else if (op === "replace") parent[i] = structuredClone(value);
+      else parent.splice(i, 1);
+    } else {
+      if (op !== "add" && !(last in parent)) throw new Error(`${op} ${path}: no such field in the manifest`);
+      if (op === "remove") delete parent[last];
+      else parent[last] = structuredClone(value);
+    }
+  }
+}
+
+// Applies a kustomize Component's patches to docs, in place; throws on a
+// component this lint cannot follow or a patch that does not apply.
+function applyComponent(docs, { file, obj }) {
+  if (obj?.apiVersion !== "kustomize.config.k8s.io/v1alpha1" || obj?.kind !== "Component") {
+    throw new Error(`${file}: not a kustomize.config.k8s.io/v1alpha1 Component`);
+  }
+  const extra = Object.keys(obj).filter((f) => !["apiVersion", "kind", "patches"].includes(f));
+  if (extra.length) throw new Error(`${file}: ${extra[0]}: this lint follows only patches`);
+  (obj.patches ?? []).forEach(({ target = {}, patch, ...rest }, i) => {
+    const where = `${file}: patches[${i}]`;
+    if (Object.keys(rest).length) throw new Error(`${where}: ${Object.keys(rest)[0]}: give the patch inline (patch:)`);
+    const apiVersion = target.group ? `${target.group}/${target.version}` : target.version;
+    const matches = docs.filter((d) => d.obj?.kind === target.kind && d.obj?.metadata?.name === target.name &&
+      (!target.version || d.obj.apiVersion === apiVersion));
+    if (!matches.length) throw new Error(`${where}: target ${apiVersion} ${target.kind}/${target.name} matches no manifest`);
+    let ops;
+    try { ops = YAML.parse(patch); } catch (e) { throw new Error(`${where}: ${e.message}`); }
+    for (const m of matches) {
+      try { applyJsonPatch(m.obj, ops); } catch (e) { throw new Error(`${where}: ${e.message}`); }
+    }
+  });
+}
+
 // ---------------------------------------------------------------- negative tests
 
 const find = (docs, kind, name) => docs.find((d) => d.obj?.kind === kind && (!name || d.obj.metadata?.name === name))?.obj;
 const podSpec = (docs) => find(docs, "Deployment").spec.template.spec;
 const main = (docs) => podSpec(docs).containers.find((c) => c.name === CONTAINER);
 const envVar = (docs, name) => main(docs).env.find((e) => e.name === name);
+const volume = (docs, name) => podSpec(docs).volumes.find((v) => v.name === name);
+const mount = (docs, name) => main(docs).volumeMounts.find((m) => m.name === name);
+// Removes `option` and its value from a probe's convserve-cli command.
+const dropOption = (command, option) => { const i = command.indexOf(option); if (i < 0) throw new Error(`no ${option}`); command.splice(i, 2); };
+const setOption = (command, option, value) => { const i = command.indexOf(option); if (i < 0) throw new Error(`no ${option}`); command[i + 1] = value; };
+let component = null;  // the mutual-tls component, once read
+const withMutualTls = (d) => { if (!component) throw new Error(`no ${COMPONENT} component`); applyComponent(d, component); };
 
 // [what is broken, the check that must reject it, how to break it]
 const VARIANTS = [
   ["typo'd field terminationGracePeriodSecond", "schema", (d) => {
     const s = podSpec(d); s.terminationGracePeriodSecond = s.terminationGracePeriodSeconds; delete s.terminationGracePeriodSeconds; }],
-  ["typo'd field in a probe (grpc.servce)", "schema", (d) => { const g = main(d).readinessProbe.grpc; g.servce = g.service; delete g.service; }],
+  ["typo'd field in a probe (exec.comand)", "schema", (d) => { const e = main(d).readinessProbe.exec; e.comand = e.command; delete e.command; }],
   ["replicas as a string", "schema", (d) => { find(d, "Deployment").spec.replicas = "3"; }],
   ["unknown apiVersion policy/v1beta9", "schema", (d) => { find(d, "PodDisruptionBudget").apiVersion = "policy/v1beta9"; }],
   ["cpu limit 3, not workers x threads", "cpu", (d) => { main(d).resources.limits.cpu = "3"; main(d).resources.requests.cpu = "3"; }],
@@ -356,8 +558,33 @@ const VARIANTS = [
   ["CONVSERVE_MAX_CONNECTION_AGE_S=0", "connection-age", (d) => { envVar(d, "CONVSERVE_MAX_CONNECTION_AGE_S").value = "0"; }],
   ["Service selector matching no pod", "selectors", (d) => { find(d, "Service", "convserve").spec.selector = { "app.kubernetes.io/name": "convserv" }; }],
   ["PDB selector matching no pod", "selectors", (d) => { find(d, "PodDisruptionBudget").spec.selector.matchLabels = { app: "convserve" }; }],
-  ["readiness probe on the server's health (\"\")", "probes", (d) => { main(d).readinessProbe.grpc.service = ""; }],
-  ["liveness probe on another port", "probes", (d) => { main(d).livenessProbe.grpc.port = 50052; }],
+  ["readiness probe on the server's health (\"\")", "probes", (d) => { dropOption(main(d).readinessProbe.exec.command, "--service"); }],
+  ["liveness probe on another port", "probes", (d) => { setOption(main(d).livenessProbe.exec.command, "--address", "127.0.0.1:50052"); }],
+  ["native gRPC readiness probe while TLS is on", "probes", (d) => { main(d).readinessProbe = { grpc: { port: 50051, service: READINESS_SERVICE }, periodSeconds: 5 }; }],
+  ["tcpSocket liveness probe (does not ask the health service)", "probes", (d) => { main(d).livenessProbe = { tcpSocket: { port: 50051 }, periodSeconds: 10 }; }],
+  ["probe without --tls-ca (plaintext to the TLS port)", "probes", (d) => { dropOption(main(d).startupProbe.exec.command, "--tls-ca"); }],
+  ["probe --tls-ca in no mounted volume", "probes", (d) => { setOption(main(d).readinessProbe.exec.command, "--tls-ca", "/etc/ssl/certs/ca.crt"); }],
+  ["probe dialing the Service name, not loopback", "probes", (d) => { setOption(main(d).livenessProbe.exec.command, "--address", "convserve:50051"); }],
+  ["probe CLI --timeout not below timeoutSeconds", "probes", (d) => { setOption(main(d).readinessProbe.exec.command, "--timeout", "3"); }],
+  ["probe without --timeout (the CLI waits 300 s)", "probes", (d) => { dropOption(main(d).livenessProbe.exec.command, "--timeout"); }],
+  ["probe sending a token", "probes", (d) => { main(d).livenessProbe.exec.command.splice(1, 0, "--token-file", "/etc/convserve/auth/tokens"); }],
+  ["mutual TLS without a client certificate in the readiness probe", "probes", (d) => {
+    withMutualTls(d); const c = main(d).readinessProbe.exec.command; dropOption(c, "--tls-cert"); dropOption(c, "--tls-key"); }],
+  ["no CONVSERVE_AUTH_TOKENS_FILE (no authentication)", "tls", (d) => { main(d).env = main(d).env.filter((e) => e.name !== "CONVSERVE_AUTH_TOKENS_FILE"); }],
+  ["no CONVSERVE_TLS_KEY", "tls", (d) => { main(d).env = main(d).env.filter((e) => e.name !== "CONVSERVE_TLS_KEY"); }],
+  ["CONVSERVE_TLS_CERT in no mounted volume", "tls", (d) => { envVar(d, "CONVSERVE_TLS_CERT").value = "/etc/ssl/tls.crt"; }],
+  ["TLS Secret mounted file by file with subPath", "tls", (d) => {
+    const m = mount(d, "tls"); main(d).volumeMounts = main(d).volumeMounts.filter((x) => x !== m);
+    for (const f of ["tls.crt", "tls.key", "ca.crt"]) main(d).volumeMounts.push({ name: "tls", mountPath: `${m.mountPath}/${f}`, subPath: f, readOnly: true }); }],
+  ["tokens Secret mounted read-write", "tls", (d) => { mount(d, "tokens").readOnly = false; }],
+  ["tokens file from a ConfigMap, not a Secret", "tls", (d) => { const v = volume(d, "tokens"); v.configMap = { name: v.secret.secretName }; delete v.secret; }],
+  ["TLS Secret optional (the pod starts without it)", "tls", (d) => { volume(d, "tls").secret.optional = true; }],
+  ["TLS key in another volume than the certificate", "tls", (d) => { envVar(d, "CONVSERVE_TLS_KEY").value = "/etc/convserve/auth/tls.key"; }],
+  ["TLS Secret readable by every user (defaultMode 0644)", "tls", (d) => { volume(d, "tls").secret.defaultMode = 0o644; }],
+  ["no fsGroup: user 10001 cannot read the 0440 Secret files", "tls", (d) => { delete podSpec(d).securityContext.fsGroup; }],
+  ["mutual TLS with the client CA mounted by subPath", "tls", (d) => {
+    withMutualTls(d); const m = mount(d, "client-ca"); m.mountPath += "/ca.crt"; m.subPath = "ca.crt"; }],
+  ["CONVSERVE_QUOTA_FILTER_SHARE=1.5 (a share is 0 to 1)", "env", (d) => { main(d).env.push({ name: "CONVSERVE_QUOTA_FILTER_SHARE", value: "1.5" }); }],
   ["CONVSERVE_METRICS_ADDRESS on port 9091", "ports", (d) => { envVar(d, "CONVSERVE_METRICS_ADDRESS").value = "0.0.0.0:9091"; }],
   ["Service targetPort 50052", "ports", (d) => { find(d, "Service", "convserve").spec.ports[0].targetPort = 50052; }],
   ["headless Service with a cluster IP", "services", (d) => { delete find(d, "Service", "convserve-headless").spec.clusterIP; }],
@@ -387,10 +614,35 @@ console.log(`k8s_lint: ${docs.length} documents; ${flags.size} CONVSERVE_* varia
 
 let failed = 0;
 const results = await lint(docs, flags);
-for (const { check, label, problems } of results) {
-  if (problems.length === 0) { console.log(`ok    ${check.padEnd(14)} ${label}`); continue; }
+const report = (prefix) => ({ check, label, problems }) => {
+  if (problems.length === 0) { console.log(`ok    ${prefix}${check.padEnd(14)} ${label}`); return; }
   failed++;
-  for (const p of problems) console.log(`FAIL  ${check.padEnd(14)} ${p}`);
+  for (const p of problems) console.log(`FAIL  ${prefix}${check.padEnd(14)} ${p}`);
+};
+results.forEach(report(""));
+
+// The optional component: the manifests it patches must pass every check too,
+// and it must turn mutual TLS on.
+try {
+  component = loadComponent(dir);
+} catch (e) {
+  results.push({ check: COMPONENT, label: "", problems: [`${COMPONENT}/kustomization.yaml: ${e.message}`] });
+  report("")(results.at(-1));
+}
+if (component) {
+  console.log(`k8s_lint: with the ${COMPONENT} component (components: [${COMPONENT}])`);
+  const patched = structuredClone(docs);
+  let componentResults;
+  try {
+    applyComponent(patched, component);
+    componentResults = (await lint(patched, flags)).filter((r) => r.check !== "kustomization");
+    const on = context(patched, flags).mutualTls;
+    componentResults.push({ check: "mutual", label: `${CLIENT_CA} is set`, problems: on ? [] : [`${component.file}: does not set ${CLIENT_CA}`] });
+  } catch (e) {
+    componentResults = [{ check: "patches", label: "", problems: [e.message] }];
+  }
+  componentResults.forEach(report(`${COMPONENT}/`));
+  results.push(...componentResults);
 }
 
 console.log("k8s_lint: negative tests (each broken variant must be rejected by its check)");
