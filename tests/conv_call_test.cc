@@ -138,11 +138,14 @@ TEST_F(ConvCallTest, ControlsReachTheJob) {
 }
 
 TEST_F(ConvCallTest, RefuseRecordsAndFinishesAnUnreadRequest) {
-  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), Capture());
+  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), "alice", Capture());
   ASSERT_TRUE(finished_);
   EXPECT_TRUE(absl::IsUnavailable(*finished_));
   EXPECT_EQ(Count("UNAVAILABLE"), "1");
   EXPECT_THAT(metrics_.Render(), Not(HasSubstr("code=\"OK\"")));
+  EXPECT_THAT(metrics_.Render(),
+              HasSubstr("convserve_principal_requests_total{principal=\"alice\","
+                        "code=\"UNAVAILABLE\"} 1"));
 }
 
 }  // namespace
