@@ -143,9 +143,8 @@ TEST_F(ConvCallTest, RefuseRecordsAndFinishesAnUnreadRequest) {
   EXPECT_TRUE(absl::IsUnavailable(*finished_));
   EXPECT_EQ(Count("UNAVAILABLE"), "1");
   EXPECT_THAT(metrics_.Render(), Not(HasSubstr("code=\"OK\"")));
-  EXPECT_THAT(metrics_.Render(),
-              HasSubstr("convserve_principal_requests_total{principal=\"alice\","
-                        "code=\"UNAVAILABLE\"} 1"));
+  EXPECT_THAT(metrics_.Render(), HasSubstr("convserve_principal_requests_total{principal=\"alice\","
+                                           "code=\"UNAVAILABLE\"} 1"));
 }
 
 }  // namespace
