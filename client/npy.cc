@@ -103,15 +103,21 @@ std::string SerializeNpy(const NpyArray& array) {
   if (array.shape.size() == 1) shape += ",";
   std::string header = absl::StrCat("{'descr': '", array.descr,
                                     "', 'fortran_order': False, 'shape': (", shape, "), }");
-  // Magic (6) + version (2) + length (2) + header + '\n', padded to 64 bytes.
-  const size_t unpadded = kMagicSize + 4 + header.size() + 1;
-  header.append((64 - unpadded % 64) % 64, ' ');
+  // Magic (6) + version (2) + length (2, or 4 from version 2.0) + header +
+  // '\n', padded to 64 bytes. Version 1.0's length is 16 bits: a longer header
+  // (tens of thousands of dimensions) needs version 2.0, as NumPy writes it.
+  auto padding = [&header](size_t length_size) {
+    return (64 - (kMagicSize + 2 + length_size + header.size() + 1) % 64) % 64;
+  };
+  const size_t length_size = header.size() + padding(2) + 1 <= 0xffff ? 2 : 4;
+  header.append(padding(length_size), ' ');
   header.push_back('\n');
   std::string out(kMagic, kMagicSize);
-  out.push_back('\x01');
+  out.push_back(length_size == 2 ? '\x01' : '\x02');
   out.push_back('\x00');
-  out.push_back(static_cast<char>(header.size() & 0xff));
-  out.push_back(static_cast<char>(header.size() >> 8));
+  for (size_t i = 0; i < length_size; ++i) {
+    out.push_back(static_cast<char>((header.size() >> (8 * i)) & 0xff));
+  }
   out += header;
   out += array.data;
   return out;

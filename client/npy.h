@@ -18,7 +18,8 @@ struct NpyArray {
 // Parses .npy bytes. INVALID_ARGUMENT for a malformed file, a Fortran-order
 // array, or data whose size does not match the header.
 absl::StatusOr<NpyArray> ParseNpy(const std::string& bytes);
-// Serialises as format version 1.0.
+// Serialises as format version 1.0, or 2.0 when the header is too long for
+// 1.0's 16-bit length (as NumPy does).
 std::string SerializeNpy(const NpyArray& array);
 
 absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path);

@@ -1,5 +1,9 @@
 #include "core/conv_spec.h"
 
+#include <initializer_list>
+#include <limits>
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
@@ -7,10 +11,29 @@
 namespace convserve {
 namespace {
 
-int64_t Product(const std::array<int64_t, kMaxSpatialRank>& dims, int rank) {
+// The product of `factors`: 0 when any is 0, whatever the others (an empty
+// tensor's other dimensions may be anything up to 2^63 - 1, and multiplying
+// them first would overflow), INT64_MAX when it does not fit (never for a
+// spec from MakeSpec, whose tensors all fit).
+int64_t Product(std::initializer_list<int64_t> factors) {
+  for (int64_t f : factors) {
+    if (f == 0) return 0;
+  }
   int64_t product = 1;
-  for (int i = 0; i < rank; ++i) product *= dims[i];
+  for (int64_t f : factors) {
+    std::optional<int64_t> next = CheckedMul(product, f);
+    if (!next) return std::numeric_limits<int64_t>::max();
+    product = *next;
+  }
   return product;
+}
+
+// The spatial sizes in use, with 1 for the slots past `rank`.
+std::array<int64_t, kMaxSpatialRank> Used(const std::array<int64_t, kMaxSpatialRank>& dims,
+                                          int rank) {
+  std::array<int64_t, kMaxSpatialRank> used{1, 1, 1};
+  for (int i = 0; i < rank && i < kMaxSpatialRank; ++i) used[i] = dims[i];
+  return used;
 }
 
 }  // namespace
@@ -21,20 +44,26 @@ int64_t ConvSpec::ResultChannels() const {
 }
 
 int64_t ConvSpec::InputElements() const {
-  return batch * Product(input_spatial, rank) * in_channels;
+  const auto s = Used(input_spatial, rank);
+  return Product({batch, s[0], s[1], s[2], in_channels});
 }
 
 int64_t ConvSpec::FilterElements() const {
-  return Product(filter_spatial, rank) * (in_channels / groups) * out_channels;
+  const auto s = Used(filter_spatial, rank);
+  return Product({s[0], s[1], s[2], groups > 0 ? in_channels / groups : 0, out_channels});
 }
 
 int64_t ConvSpec::OutputElements() const {
-  return batch * Product(output_spatial, rank) * out_channels;
+  const auto s = Used(output_spatial, rank);
+  return Product({batch, s[0], s[1], s[2], out_channels});
 }
 
 int64_t ConvSpec::ResultElements() const {
+  for (int64_t dim : result_shape) {
+    if (dim == 0) return 0;
+  }
   int64_t product = 1;
-  for (int64_t dim : result_shape) product *= dim;
+  for (int64_t dim : result_shape) product *= dim;  // MakeSpec checked it fits
   return product;
 }
 

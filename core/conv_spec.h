@@ -65,7 +65,8 @@ struct ConvSpec {
   // Channels of the final result (out_channels, pointwise_out_channels, or
   // in_channels when transposed).
   int64_t ResultChannels() const;
-  // Elements of x, w, y and the pointwise filter.
+  // Elements of x, w and y: 0 when any dimension is 0, whatever the others
+  // (which may be huge in an empty tensor).
   int64_t InputElements() const;
   int64_t FilterElements() const;
   int64_t OutputElements() const;

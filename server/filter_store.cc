@@ -27,10 +27,16 @@ std::string ContentId(const convserve::v1::Tensor& filter) {
 
 }  // namespace
 
+int64_t FilterStore::Charge(const convserve::v1::Tensor& filter) {
+  return static_cast<int64_t>(filter.data().size()) +
+         static_cast<int64_t>(filter.shape_size()) * static_cast<int64_t>(sizeof(int64_t)) +
+         kEntryBytes;
+}
+
 absl::StatusOr<std::string> FilterStore::Register(const convserve::v1::Tensor& filter,
                                                   const std::string& owner) {
   std::string id = ContentId(filter);
-  const int64_t size = static_cast<int64_t>(filter.data().size());
+  const int64_t size = Charge(filter);
   std::lock_guard<std::mutex> lock(mutex_);
   if (filters_.contains(id)) return id;  // the same tensor: its id, stored once
   if (bytes_ + size > budget_bytes_) {

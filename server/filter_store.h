@@ -14,16 +14,22 @@
 namespace convserve::server {
 
 // Thread-safe. Entries live until the server stops; the store refuses new
-// filters once `budget_bytes` of tensor data are held, or once the owner
-// that registers one (a principal) holds `owner_budget_bytes`.
+// filters once `budget_bytes` are held, or once the owner that registers one
+// (a principal) holds `owner_budget_bytes`, counting each filter's Charge.
 class FilterStore {
  public:
   explicit FilterStore(int64_t budget_bytes, int64_t owner_budget_bytes = INT64_MAX)
       : budget_bytes_(budget_bytes), owner_budget_bytes_(owner_budget_bytes) {}
 
+  // What a stored filter counts against the budgets: its data, 8 bytes per
+  // dimension of its shape, and kEntryBytes for the entry itself, so that
+  // neither tensors without elements nor long shapes are stored for free.
+  static constexpr int64_t kEntryBytes = 64;
+  static int64_t Charge(const convserve::v1::Tensor& filter);
+
   // Stores `filter` (already validated by the caller) and returns its id: the
   // hex SHA-256 of its dtype, shape and bytes, so the same tensor always gets
-  // the same id. A new filter's bytes count against `owner` (empty: nobody's
+  // the same id. A new filter's Charge counts against `owner` (empty: nobody's
   // share). RESOURCE_EXHAUSTED when the budget or the owner's share would be
   // exceeded.
   absl::StatusOr<std::string> Register(const convserve::v1::Tensor& filter,

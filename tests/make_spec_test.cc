@@ -970,6 +970,32 @@ TEST(ConvSpecResultElements, EmptyResult) {
   EXPECT_EQ(ConvSpec{}.ResultElements(), 1);
 }
 
+// Found by fuzz_conv_request: an empty tensor's other dimensions may be huge,
+// and the element counts multiplied them before the 0 (signed overflow).
+TEST(ConvSpecResultElements, EmptyTensorsWithHugeDimensions) {
+  const int64_t big = (int64_t{1} << 62) + 1;
+  ASSERT_SPEC(spec, Make(Conv2DParams{.padding = Padding::kValid, .data_format = "NCHW"},
+                         Operands({0, 3, big, 4}, {3, 2, 3, 3})));
+  EXPECT_THAT(spec.result_shape, ElementsAre(0, 3, big - 2, 3));
+  EXPECT_EQ(spec.InputElements(), 0);
+  EXPECT_EQ(spec.OutputElements(), 0);
+  EXPECT_EQ(spec.ResultElements(), 0);
+  EXPECT_EQ(spec.FilterElements(), 3 * 2 * 3 * 3);
+  // Transposed: x is the result, y the input; both empty, both huge.
+  ASSERT_SPEC(transposed, Make(ConvTransposeParams{.rank = 2,
+                                                   .output_shape = {0, kMax - 1, kMax - 1, 2},
+                                                   .padding = Padding::kSame},
+                               Operands({0, kMax - 1, kMax - 1, 3}, {1, 1, 2, 3})));
+  EXPECT_EQ(transposed.InputElements(), 0);
+  EXPECT_EQ(transposed.OutputElements(), 0);
+  EXPECT_EQ(transposed.ResultElements(), 0);
+  // 3-D with the zero first and two huge dimensions after it.
+  ASSERT_SPEC(deep, Make(Conv3DParams{.padding = Padding::kValid},
+                         Operands({1, 0, kMax, kMax, 1}, {1, 1, 1, 1, 1})));
+  EXPECT_EQ(deep.InputElements(), 0);
+  EXPECT_EQ(deep.OutputElements(), 0);
+}
+
 // ================================================================ hash and equality
 
 TEST(ConvSpecHash, EqualSpecsHashEqual) {

@@ -65,6 +65,26 @@ TEST(Npy, ReadsVersionTwoHeaders) {
   EXPECT_THAT(array->shape, ElementsAre(1, 3));
 }
 
+// Found by fuzz_npy: a header over 65,535 bytes (tens of thousands of
+// dimensions) was written as version 1.0 with its 16-bit length truncated, so
+// the file could not be read back. It is written as version 2.0 now, as NumPy
+// writes it; shorter headers stay version 1.0.
+TEST(Npy, LongHeadersAreWrittenAsVersionTwo) {
+  NpyArray array{"<f4", std::vector<int64_t>(30000, 1), std::string(4, '\x01')};
+  const std::string bytes = SerializeNpy(array);
+  EXPECT_EQ(bytes[6], '\x02');
+  EXPECT_EQ((bytes.size() - array.data.size()) % 64, 0u) << "header is 64-byte aligned";
+  absl::StatusOr<NpyArray> parsed = ParseNpy(bytes);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->shape, array.shape);
+  EXPECT_EQ(parsed->data, array.data);
+  EXPECT_EQ(SerializeNpy(*parsed), bytes);
+  // A header that fits version 1.0 (21,000 dimensions, 63 KB) stays there.
+  array.shape.resize(21000);
+  EXPECT_EQ(SerializeNpy(array)[6], '\x01');
+  EXPECT_TRUE(ParseNpy(SerializeNpy(array)).ok());
+}
+
 TEST(Npy, RejectsMalformedFiles) {
   EXPECT_FALSE(ParseNpy("not an npy file").ok());
   std::string truncated = NumpyBytes();

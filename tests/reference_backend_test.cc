@@ -705,6 +705,47 @@ TEST(ReferenceBatch, EmptyBatchGivesEmptyResult) {
   EXPECT_TRUE(dx.values.empty());
 }
 
+// Found by fuzz_conv_request: an empty result whose other dimensions are huge
+// (a valid shape: its product is 0) must return at once. The loops over its
+// rows used to run 2^63 times, hanging the worker, and the layout strides of
+// such tensors overflowed int64.
+TEST(ReferenceBatch, EmptyTensorsWithHugeDimensionsReturnAtOnce) {
+  constexpr int64_t kHuge = std::numeric_limits<int64_t>::max() - 1;
+  Conv2DParams explicit_pads = Conv2D(Padding::kExplicit);
+  explicit_pads.explicit_paddings = {0, 0, 0, 0, 0, 0, 0, 0};
+  const Tensor<float> y =
+      RunOp(explicit_pads, Tensor<float>{{1, kHuge, 0, 1}, {}}, Ones({1, 1, 1, 1}));
+  EXPECT_EQ(y.shape, (Shape{1, kHuge, 0, 1}));
+  EXPECT_TRUE(y.values.empty());
+  // An empty batch with two huge spatial dimensions, forward and transposed.
+  const Tensor<float> z =
+      RunOp(Conv2D(Padding::kSame), Tensor<float>{{0, kHuge, kHuge, 2}, {}}, Ones({1, 1, 2, 3}));
+  EXPECT_EQ(z.shape, (Shape{0, kHuge, kHuge, 3}));
+  ConvTransposeParams t;
+  t.rank = 2;
+  t.output_shape = {0, kHuge, kHuge, 2};
+  t.padding = Padding::kSame;
+  const Tensor<float> dx = RunOp(t, Tensor<float>{{0, kHuge, kHuge, 3}, {}}, Ones({1, 1, 2, 3}));
+  EXPECT_EQ(dx.shape, (Shape{0, kHuge, kHuge, 2}));
+  // 3-D, the empty dimension first: every stride after it overflowed.
+  Conv3DParams p3;
+  p3.padding = Padding::kValid;
+  const Tensor<float> v =
+      RunOp(p3, Tensor<float>{{1, 0, kHuge, kHuge, 1}, {}}, Ones({1, 1, 1, 1, 1}));
+  EXPECT_EQ(v.shape, (Shape{1, 0, kHuge, kHuge, 1}));
+}
+
+// An empty input under explicit padding gives a result of zeros (then the
+// epilogue), without reading the input.
+TEST(ReferenceBatch, EmptyInputWithPaddingGivesZeros) {
+  Conv2DParams p = Conv2D(Padding::kExplicit);
+  p.explicit_paddings = {0, 0, 1, 1, 2, 0, 0, 0};
+  const Tensor<float> y = RunOp(p, Tensor<float>{{1, 0, 0, 1}, {}}, Ones({1, 1, 1, 2}),
+                                {.bias = std::vector<float>{1.0f, -1.0f}});
+  EXPECT_EQ(y.shape, (Shape{1, 2, 2, 2}));
+  EXPECT_THAT(y.values, ElementsAre(1, -1, 1, -1, 1, -1, 1, -1));
+}
+
 TEST(ReferenceBatch, ValidFilterLargerThanInputGivesEmptyOutput) {
   const Tensor<float> y =
       RunOp(Conv2D(Padding::kValid), Iota<float>({1, 3, 3, 1}), Ones({4, 4, 1, 1}));

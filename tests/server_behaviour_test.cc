@@ -942,7 +942,9 @@ TEST_F(BehaviourTest, MetricsPageCountsKnownTraffic) {
   EXPECT_EQ(SeriesValue(page, "convserve_admitted_bytes"), 0);
   EXPECT_EQ(SeriesValue(page, "convserve_workers"), 2);
   EXPECT_EQ(SeriesValue(page, "convserve_registered_filters"), 1);
-  EXPECT_EQ(SeriesValue(page, "convserve_registered_filter_bytes"), 12 * 4);
+  // The filter's 12 * 4 data bytes, its shape and its entry.
+  EXPECT_EQ(SeriesValue(page, "convserve_registered_filter_bytes"),
+            FilterStore::Charge(register_request.filter()));
   EXPECT_EQ(SeriesValue(page, "convserve_weight_cache_entries"), 0);  // reference: none
   EXPECT_EQ(SeriesValue(page, "convserve_weight_cache_bytes"), 0);
   EXPECT_THAT(page, HasSubstr("# TYPE convserve_queue_depth gauge\n"));

@@ -1,8 +1,11 @@
 // In-process service tests: a real server on a loopback port, called through
 // the generated stub.
+#include <limits>
 #include <map>
 #include <random>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "convserve/v1/convserve.grpc.pb.h"
@@ -353,6 +356,40 @@ TEST_F(ServiceTest, EmptyBatchGivesAnEmptyResult) {
   EXPECT_TRUE(response.output().data().empty());
 }
 
+// Found by fuzz_conv_request: requests whose result is empty while its other
+// dimensions are huge (valid shapes: their products are 0), with the result
+// shape each must get. The reference backend looped 2^63 times over the rows
+// of the first (hanging its worker), and the element counts of the second
+// overflowed int64 (undefined behaviour, in routing and in the backend).
+std::vector<std::pair<v1::ConvRequest, std::vector<int64_t>>> EmptyResultsWithHugeDimensions() {
+  constexpr int64_t kHuge = std::numeric_limits<int64_t>::max() - 1;
+  std::vector<std::pair<v1::ConvRequest, std::vector<int64_t>>> cases;
+  v1::ConvRequest rows;
+  rows.mutable_conv2d()->set_padding(v1::PADDING_EXPLICIT);
+  for (int i = 0; i < 8; ++i) rows.mutable_conv2d()->add_explicit_paddings(0);
+  *rows.mutable_input() = MakeTensor(DataType::kFloat32, {1, kHuge, 0, 1}, {});
+  *rows.mutable_filter()->mutable_tensor() = MakeTensor(DataType::kFloat32, {1, 1, 1, 1}, {1});
+  cases.push_back({rows, {1, kHuge, 0, 1}});
+  v1::ConvRequest batch;
+  batch.mutable_conv2d()->set_padding(v1::PADDING_VALID);
+  batch.mutable_conv2d()->set_data_format("NCHW");
+  *batch.mutable_input() = MakeTensor(DataType::kFloat32, {0, 3, (int64_t{1} << 62) + 1, 4}, {});
+  *batch.mutable_filter()->mutable_tensor() =
+      MakeTensor(DataType::kFloat32, {3, 2, 3, 3}, std::vector<double>(54, 1.0));
+  cases.push_back({batch, {0, 3, (int64_t{1} << 62) - 1, 3}});
+  return cases;
+}
+
+TEST_F(ServiceTest, EmptyResultsWithHugeDimensionsAnswerAtOnce) {
+  for (const auto& [request, shape] : EmptyResultsWithHugeDimensions()) {
+    v1::ConvResponse response;
+    const grpc::Status status = Call(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_THAT(response.output().shape(), ::testing::ElementsAreArray(shape));
+    EXPECT_TRUE(response.output().data().empty());
+  }
+}
+
 TEST_F(ServiceTest, ConcurrentCallsAllGetTheirOwnAnswer) {
   std::vector<std::thread> clients;
   std::atomic<int> correct{0};
@@ -480,12 +517,48 @@ TEST_F(ServiceTest, RegisterFilterValidatesAndRespectsTheBudget) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(), HasSubstr("(field: filter.data)"));
 
+  // Room for the first filter, not for a second one.
+  const v1::Tensor first = ValidConv2D().filter().tensor();
+  const v1::Tensor second = MakeTensor(DataType::kFloat32, {2, 2, 1, 1}, {1, 2, 3, 4});
   ServerConfig config = ReferenceConfig();
-  config.filter_store_bytes = 20;
+  config.filter_store_bytes = FilterStore::Charge(first) + FilterStore::Charge(second) - 1;
   Start(config);
-  EXPECT_TRUE(Register(stub_.get(), ValidConv2D().filter().tensor(), &id).ok());  // 16 bytes
-  v1::Tensor second = MakeTensor(DataType::kFloat32, {2, 2, 1, 1}, {1, 2, 3, 4});
+  EXPECT_TRUE(Register(stub_.get(), first, &id).ok());
   EXPECT_EQ(Register(stub_.get(), second, &id).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// Found by fuzz_register_filter: the store counted only a filter's data, so
+// filters without elements (any shape with a 0) and long shapes were stored
+// for free, and registering distinct ones grew the server's memory without
+// bound. Every entry now counts its data, its shape and kEntryBytes.
+TEST(FilterStoreBudget, EmptyFiltersAndLongShapesCountAgainstTheBudget) {
+  constexpr int64_t kBudget = 4096;
+  FilterStore store(kBudget);
+  int registered = 0;
+  for (int64_t i = 1; i <= 1000; ++i) {
+    v1::Tensor empty;
+    empty.set_dtype(v1::DATA_TYPE_FLOAT32);
+    empty.add_shape(0);
+    empty.add_shape(i);  // distinct tensors, no data
+    absl::StatusOr<std::string> id = store.Register(empty);
+    if (!id.ok()) {
+      EXPECT_EQ(id.status().code(), absl::StatusCode::kResourceExhausted) << id.status();
+      break;
+    }
+    ++registered;
+  }
+  EXPECT_EQ(registered, kBudget / (2 * 8 + FilterStore::kEntryBytes));
+  EXPECT_LE(store.bytes(), kBudget);
+
+  // Four data bytes under a shape of 1,000 ones: the shape is what costs.
+  FilterStore other(kBudget);
+  v1::Tensor long_shape;
+  long_shape.set_dtype(v1::DATA_TYPE_FLOAT32);
+  for (int i = 0; i < 1000; ++i) long_shape.add_shape(1);
+  long_shape.set_data(std::string(4, '\0'));
+  EXPECT_EQ(FilterStore::Charge(long_shape), 4 + 8000 + FilterStore::kEntryBytes);
+  EXPECT_EQ(other.Register(long_shape).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(other.entries(), 0);
 }
 
 // The default backend through the service: every op, compared with the
@@ -567,6 +640,16 @@ TEST_F(OneDnnServiceTest, WithoutAFallbackPoolWhatOneDnnCannotComputeIsUnimpleme
   ASSERT_EQ(info.backends_size(), 1);
   EXPECT_EQ(info.backends(0).name(), "onednn");
   EXPECT_EQ(info.limits().workers(), 2);
+}
+
+TEST_F(OneDnnServiceTest, EmptyResultsWithHugeDimensionsAnswerAtOnce) {
+  for (const auto& [request, shape] : EmptyResultsWithHugeDimensions()) {
+    v1::ConvResponse response;
+    const grpc::Status status = Call(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_THAT(response.output().shape(), ::testing::ElementsAreArray(shape));
+    EXPECT_EQ(response.timing().backend(), "reference");
+  }
 }
 
 TEST_F(OneDnnServiceTest, ServerInfoListsOneDnnFirst) {

@@ -1,6 +1,7 @@
 #include "core/reference/reference_backend.h"
 
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <vector>
 
@@ -217,10 +218,21 @@ absl::Status ReferenceBackend::Run(const ConvSpec& spec, const Operands& operand
     status = CheckSize(operands.bias, spec.ResultChannels(), "bias");
   }
   if (!status.ok()) return status;
-  DispatchDataType(spec.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    RunTyped<T>(spec, operands, out.as<T>());
-  });
+  // An empty result has nothing to compute. Its other dimensions may be huge
+  // ([1, 2^63 - 2, 0, 1] is a valid shape), so neither loop over them nor
+  // take their strides.
+  const int64_t result_elements = spec.ResultElements();
+  if (result_elements == 0) return absl::OkStatus();
+  if ((spec.transposed ? y_elements : x_elements) == 0) {
+    // An empty x (dy when transposed) contributes nothing: every sum is zero.
+    // Skipping it also keeps its possibly huge dimensions out of the strides.
+    std::memset(out.data, 0, static_cast<size_t>(result_elements * ItemSize(spec.dtype)));
+  } else {
+    DispatchDataType(spec.dtype, [&](auto tag) {
+      using T = decltype(tag);
+      RunTyped<T>(spec, operands, out.as<T>());
+    });
+  }
   ApplyEpilogue(spec, operands.bias, out);
   return absl::OkStatus();
 }
