@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
   }
   spdlog::info("listening on {} (port {}){}", config.address, (*server)->port(),
                (*server)->metrics_port()
-                   ? fmt::format(", metrics on port {}", (*server)->metrics_port())
+                   ? fmt::format(", metrics on port {} ({})", (*server)->metrics_port(),
+                                 config.tls_cert_file.empty() ? "HTTP" : "HTTPS")
                    : "");
   std::vector<std::string> pools;
   for (const auto& pool : (*server)->scheduler().pool_status()) {

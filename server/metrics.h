@@ -48,21 +48,4 @@ class Metrics {
   std::unique_ptr<State> state_;
 };
 
-// Serves GET /metrics (Metrics::Render) over HTTP on its own thread.
-class MetricsHttpServer {
- public:
-  // Listens on `address` (host:port; port 0 picks one). `metrics` must
-  // outlive the server. UNAVAILABLE if the address cannot be bound.
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& address,
-                                                                  const Metrics* metrics);
-  ~MetricsHttpServer();  // stops serving and joins its thread
-
-  int port() const;
-
- private:
-  MetricsHttpServer();
-  struct Impl;
-  std::unique_ptr<Impl> impl_;
-};
-
 }  // namespace convserve::server

@@ -207,7 +207,10 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
 
   if (!config.metrics_address.empty()) {
     absl::StatusOr<std::unique_ptr<MetricsHttpServer>> http =
-        MetricsHttpServer::Start(config.metrics_address, running->metrics_.get());
+        MetricsHttpServer::Start(config.metrics_address, running->metrics_.get(),
+                                 {.cert_file = config.tls_cert_file,
+                                  .key_file = config.tls_key_file,
+                                  .client_ca_file = config.tls_client_ca_file});
     if (!http.ok()) return http.status();
     running->metrics_http_ = std::move(*http);
   }

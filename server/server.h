@@ -14,6 +14,7 @@
 #include "server/echo_service.h"
 #include "server/filter_store.h"
 #include "server/metrics.h"
+#include "server/metrics_http.h"
 #include "server/scheduler.h"
 #include "server/server_config.h"
 

@@ -1,5 +1,5 @@
 // Metrics: the Prometheus text it renders and the HTTP endpoint serving it.
-#include "server/metrics.h"
+#include "server/metrics_http.h"
 
 #include <sys/socket.h>
 

@@ -21,6 +21,9 @@
 #include "spdlog/spdlog.h"
 #include "tests/test_certificates.h"
 
+// Last: it includes <resolv.h>, whose _res macro breaks Eigen's headers.
+#include "httplib.h"
+
 namespace convserve::server {
 namespace {
 
@@ -66,6 +69,7 @@ class TlsTest : public ::testing::Test {
     config.quota_requests = quota_requests;
     config.workers = 2;
     config.address = "127.0.0.1:0";
+    config.metrics_address = "127.0.0.1:0";
     config.backend = "reference";
     config.tls_cert_file = Path("server.pem");
     config.tls_key_file = Path("server.key");
@@ -111,6 +115,21 @@ class TlsTest : public ::testing::Test {
     transport.tls_cert_file = Path(name + ".pem");
     transport.tls_key_file = Path(name + ".key");
     return transport;
+  }
+
+  // The HTTP status of GET /metrics over HTTPS, trusting the CA in the file
+  // `ca` and presenting the client certificate `name` when given; -1 when
+  // there is no answer (the handshake failed).
+  int ScrapeMetrics(const std::string& ca, const std::string& name = "") {
+    httplib::SSLClient client("127.0.0.1", server_->metrics_port(),
+                              name.empty() ? "" : Path(name + ".pem"),
+                              name.empty() ? "" : Path(name + ".key"));
+    client.set_ca_cert_path(Path(ca).c_str());
+    client.enable_server_certificate_verification(true);
+    client.set_connection_timeout(5);
+    client.set_read_timeout(5);
+    const httplib::Result result = client.Get("/metrics");
+    return result ? result->status : -1;
   }
 
   const std::filesystem::path dir_;
@@ -168,6 +187,33 @@ TEST_F(TlsTest, AReplacedCertificateIsServedWithoutARestart) {
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(Ask(TrustingServerCa()).error_code(), grpc::StatusCode::UNAVAILABLE)
       << "the old certificate is no longer served";
+}
+
+// The metrics page serves HTTPS from the gRPC port's files, read at each
+// handshake: never plain HTTP, and a replaced certificate at once.
+TEST_F(TlsTest, TheMetricsPageServesHttpsFromTheSameFiles) {
+  Start(/*mutual=*/false);
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem"), 200);
+  httplib::Client plaintext("127.0.0.1", server_->metrics_port());
+  plaintext.set_read_timeout(5);
+  const httplib::Result answer = plaintext.Get("/metrics");
+  EXPECT_FALSE(answer && answer->status == 200) << "plain HTTP is served";
+
+  const PemPair new_ca = MakeCertificateAuthority("new server ca");
+  Write("new-ca.pem", new_ca.certificate);
+  EXPECT_EQ(ScrapeMetrics("new-ca.pem"), -1);
+  InstallServerCertificate(MakeLeafCertificate(new_ca, "convserve"));
+  EXPECT_EQ(ScrapeMetrics("new-ca.pem"), 200);
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem"), -1) << "the old certificate is still served";
+}
+
+TEST_F(TlsTest, WithMutualTlsTheMetricsPageRequiresAClientCertificate) {
+  Start(/*mutual=*/true);
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem"), -1) << "no client certificate";
+  WithClientCertificate(server_ca_, "stranger");
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem", "stranger"), -1) << "one from another authority";
+  WithClientCertificate(client_ca_, "prometheus");
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem", "prometheus"), 200);
 }
 
 TEST_F(TlsTest, AnUnreadableOrNonPemFileStopsTheStart) {

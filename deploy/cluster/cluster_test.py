@@ -309,7 +309,8 @@ class Replica:
         if not port:
             return
         try:
-            with urllib.request.urlopen(f"http://{self.host}:{port}/metrics", timeout=2) as r:
+            with urllib.request.urlopen(f"https://{self.host}:{port}/metrics", timeout=2,
+                                        context=ssl.create_default_context(cafile=self.pki.ca)) as r:
                 text = r.read().decode()
         except OSError:
             return  # exiting or not yet up: the last reading stands

@@ -398,7 +398,7 @@ const CHECKS = {
     const age = Number(c.env.get("CONVSERVE_MAX_CONNECTION_AGE_S")?.value);
     return age > 0 ? [] : [c.depAt(`env: CONVSERVE_MAX_CONNECTION_AGE_S must be set and > 0 (is ${c.env.get("CONVSERVE_MAX_CONNECTION_AGE_S")?.value})`)];
   }],
-  ports: ["CONVSERVE_ADDRESS / METRICS_ADDRESS ports == containerPorts grpc / metrics == Services' targetPorts", (c) => {
+  ports: ["CONVSERVE_ADDRESS / METRICS_ADDRESS ports == containerPorts grpc / metrics == Services' targetPorts; scrape scheme https under TLS", (c) => {
     const problems = [];
     for (const [name, variable] of [["grpc", "CONVSERVE_ADDRESS"], ["metrics", "CONVSERVE_METRICS_ADDRESS"]]) {
       const port = c.ports.get(name);
@@ -407,6 +407,9 @@ const CHECKS = {
     }
     const scrape = c.pod.metadata?.annotations?.["prometheus.io/port"];
     if (scrape !== undefined && Number(scrape) !== c.ports.get("metrics")) problems.push(c.at(c.dep, `spec.template.metadata.annotations.prometheus.io/port: ${scrape} is not the metrics containerPort`));
+    // With --tls-cert the metrics page serves HTTPS only (from the same files).
+    const scheme = c.pod.metadata?.annotations?.["prometheus.io/scheme"] ?? "http";
+    if (scrape !== undefined && c.setting("CONVSERVE_TLS_CERT") && scheme !== "https") problems.push(c.at(c.dep, `spec.template.metadata.annotations.prometheus.io/scheme: ${scheme}, but with CONVSERVE_TLS_CERT /metrics serves HTTPS`));
     for (const s of c.all("Service")) {
       (s.obj.spec?.ports ?? []).forEach((p, i) => {
         const target = p.targetPort ?? p.port;
@@ -586,6 +589,7 @@ const VARIANTS = [
     withMutualTls(d); const m = mount(d, "client-ca"); m.mountPath += "/ca.crt"; m.subPath = "ca.crt"; }],
   ["CONVSERVE_QUOTA_FILTER_SHARE=1.5 (a share is 0 to 1)", "env", (d) => { main(d).env.push({ name: "CONVSERVE_QUOTA_FILTER_SHARE", value: "1.5" }); }],
   ["CONVSERVE_METRICS_ADDRESS on port 9091", "ports", (d) => { envVar(d, "CONVSERVE_METRICS_ADDRESS").value = "0.0.0.0:9091"; }],
+  ["scrape scheme http while /metrics serves HTTPS", "ports", (d) => { delete find(d, "Deployment").spec.template.metadata.annotations["prometheus.io/scheme"]; }],
   ["Service targetPort 50052", "ports", (d) => { find(d, "Service", "convserve").spec.ports[0].targetPort = 50052; }],
   ["headless Service with a cluster IP", "services", (d) => { delete find(d, "Service", "convserve-headless").spec.clusterIP; }],
   ["HPA scaling another Deployment", "hpa", (d) => { find(d, "HorizontalPodAutoscaler").spec.scaleTargetRef.name = "convserve-v2"; }],
