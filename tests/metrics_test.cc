@@ -1,6 +1,4 @@
 // Metrics: the Prometheus text it renders and the HTTP endpoint serving it.
-#include "server/metrics_http.h"
-
 #include <sys/socket.h>
 
 #include <atomic>
@@ -18,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
+#include "server/metrics_http.h"
 
 namespace convserve::server {
 namespace {
