@@ -659,7 +659,8 @@ bool RepairRequest(v1::ConvRequest* request) {
   return changed;
 }
 
-void CheckConvRequest(const v1::ConvRequest& request, const server::FilterStore& filters) {
+void CheckConvRequest(const v1::ConvRequest& request, const server::FilterStore& filters,
+                      int64_t max_reference_work) {
   absl::StatusOr<server::ParsedRequest> parsed =
       server::ParseConvRequest(request, Limits(), filters);
   if (Verbose()) {
@@ -710,7 +711,7 @@ void CheckConvRequest(const v1::ConvRequest& request, const server::FilterStore&
       spec.DebugString());
   FUZZ_CHECK(allocated.shape == spec.result_shape, spec.DebugString());
 
-  if (ReferenceWork(spec, *result) > kMaxReferenceWork) return;
+  if (ReferenceWork(spec, *result) > max_reference_work) return;
   Operands operands = parsed->operands;
   ExactCopy input, filter, pointwise, bias;
   input.Of(&operands.input);

@@ -94,9 +94,11 @@ bool RepairRequest(v1::ConvRequest* request);
 // Parses `request` as the server does (server::ParseConvRequest under
 // Limits()) and checks the answer: an error is INVALID_ARGUMENT or NOT_FOUND
 // naming a field, or RESOURCE_EXHAUSTED; a spec is self-consistent, within
-// the limits, AllocateOutput sizes its result, and, when the work is small,
-// the reference backend computes it on copies of the operands in buffers of
-// exactly their size (so AddressSanitizer sees any read or write past them).
-void CheckConvRequest(const v1::ConvRequest& request, const server::FilterStore& filters);
+// the limits, AllocateOutput sizes its result, and, when the work is at most
+// `max_reference_work` multiply-adds, the reference backend computes it on
+// copies of the operands in buffers of exactly their size (so
+// AddressSanitizer sees any read or write past them).
+void CheckConvRequest(const v1::ConvRequest& request, const server::FilterStore& filters,
+                      int64_t max_reference_work = kMaxReferenceWork);
 
 }  // namespace convserve::fuzz
