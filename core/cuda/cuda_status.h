@@ -1,0 +1,27 @@
+// CUDA runtime and cuDNN results as absl::Status, with the codes the server
+// promises for GPU failures:
+//   - device or host memory exhausted: RESOURCE_EXHAUSTED;
+//   - cuDNN has no engine for the problem (CUDNN_STATUS_NOT_SUPPORTED*):
+//     UNIMPLEMENTED, so that the scheduler hands the job to the next pool;
+//   - anything else: INTERNAL.
+// Every message names the call and carries the library's own text.
+// Thread-safe (the libraries' error strings are static).
+#pragma once
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
+namespace convserve::cuda {
+
+absl::Status FromCuda(cudaError_t error, absl::string_view call);
+absl::Status FromCudnn(cudnnStatus_t status, absl::string_view call);
+
+// Whether `error` leaves the device (its context) unusable for every later
+// call: a kernel fault, an uncorrectable ECC error, a device that went away.
+// The worker that sees one takes its pool out of service.
+bool IsDeviceLost(cudaError_t error);
+
+}  // namespace convserve::cuda
