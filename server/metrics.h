@@ -1,4 +1,4 @@
-// Prometheus metrics of the service and the HTTP endpoint that serves them.
+// Prometheus metrics of the service (metrics_http.h serves them).
 #pragma once
 
 #include <cstdint>
@@ -6,7 +6,6 @@
 #include <memory>
 #include <string>
 
-#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace convserve::server {

@@ -1,5 +1,6 @@
 #include "server/metrics_http.h"
 
+#include <openssl/ssl.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -44,8 +45,6 @@ MetricsHttpServer::~MetricsHttpServer() {
 
 int MetricsHttpServer::port() const { return impl_->port; }
 
-bool MetricsHttpServer::tls() const { return !impl_->tls.cert_file.empty(); }
-
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const std::string& address, const Metrics* metrics, const MetricsTlsFiles& tls) {
   // host:port, the host optionally in brackets ("[::]:9090"); an empty host
@@ -85,7 +84,11 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
   impl.server->new_task_queue = [] { return new httplib::ThreadPool(2); };
-  impl.server->set_keep_alive_timeout(1);  // bounds how long shutdown waits for idle clients
+  // Bound how long a connection holds one of the two threads: an idle
+  // keep-alive one (which shutdown waits for), and one that sends slowly or
+  // stalls in its TLS handshake.
+  impl.server->set_keep_alive_timeout(1);
+  impl.server->set_read_timeout(2);
   impl.server->Get("/metrics", [metrics](const httplib::Request&, httplib::Response& response) {
     response.set_content(metrics->Render(), kContentType);
   });

@@ -25,7 +25,6 @@ class MetricsHttpServer {
   ~MetricsHttpServer();  // stops serving and joins its thread
 
   int port() const;
-  bool tls() const;
 
  private:
   MetricsHttpServer();

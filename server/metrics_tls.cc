@@ -1,6 +1,7 @@
 #include "server/metrics_tls.h"
 
 #include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 
 #include <memory>
@@ -10,6 +11,8 @@
 
 namespace convserve::server {
 namespace {
+
+constexpr unsigned char kSessionIdContext[] = "convserve-metrics";
 
 // The first queued OpenSSL error as text; clears the queue.
 std::string TakeOpenSslError() {
@@ -21,9 +24,15 @@ std::string TakeOpenSslError() {
   return text;
 }
 
+// OpenSSL's default would prompt on the terminal for an encrypted key's
+// passphrase, blocking the thread; there is none to give.
+int NoPassphrase(char*, int, int, void*) { return 0; }
+
 // Loads `files` into `ssl`: its certificate chain and key, and the store
 // that verifies client certificates. Returns what failed, naming the flag.
 absl::Status LoadInto(SSL& ssl, const MetricsTlsFiles& files) {
+  ERR_clear_error();
+  SSL_set_default_passwd_cb(&ssl, NoPassphrase);
   if (SSL_use_certificate_chain_file(&ssl, files.cert_file.c_str()) != 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("--tls-cert: ", files.cert_file, ": ", TakeOpenSslError()));
@@ -64,6 +73,12 @@ absl::Status CheckMetricsTlsFiles(const MetricsTlsFiles& files) {
 
 void ServeMetricsTlsFiles(SSL_CTX& context, const MetricsTlsFiles& files) {
   SSL_CTX_set_min_proto_version(&context, TLS1_2_VERSION);
+  // No resumption: a resumed session would skip the callback (the current
+  // files) and the client certificate check.
+  SSL_CTX_set_session_cache_mode(&context, SSL_SESS_CACHE_OFF);
+  SSL_CTX_set_options(&context, SSL_OP_NO_TICKET);
+  SSL_CTX_set_num_tickets(&context, 0);
+  SSL_CTX_set_session_id_context(&context, kSessionIdContext, sizeof(kSessionIdContext) - 1);
   SSL_CTX_set_cert_cb(&context, LoadAtHandshake, const_cast<MetricsTlsFiles*>(&files));
   if (!files.client_ca_file.empty()) {
     SSL_CTX_set_verify(&context, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);

@@ -1,7 +1,12 @@
 // The gRPC port over TLS, mutual TLS and bearer tokens: who is let in, with
 // which scopes, and certificates and tokens replaced on disk are used without
 // a restart.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -132,6 +137,56 @@ class TlsTest : public ::testing::Test {
     return result ? result->status : -1;
   }
 
+  // GET /metrics over TLS 1.2 with OpenSSL itself, presenting the client
+  // certificate `name` and offering `offer` for resumption (when not null).
+  // Returns the HTTP status line's code, or -1 when the handshake failed;
+  // `*session` gets the connection's session and `*reused` whether `offer` was
+  // resumed.
+  int ScrapeResuming(const std::string& name, SSL_SESSION* offer, SSL_SESSION** session,
+                     bool* reused) {
+    std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> context(SSL_CTX_new(TLS_client_method()),
+                                                              SSL_CTX_free);
+    SSL_CTX_set_max_proto_version(context.get(), TLS1_2_VERSION);
+    SSL_CTX_set_verify(context.get(), SSL_VERIFY_PEER, nullptr);
+    if (SSL_CTX_load_verify_locations(context.get(), Path("server-ca.pem").c_str(), nullptr) != 1 ||
+        SSL_CTX_use_certificate_file(context.get(), Path(name + ".pem").c_str(),
+                                     SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(context.get(), Path(name + ".key").c_str(), SSL_FILETYPE_PEM) !=
+            1) {
+      ADD_FAILURE() << "client TLS files do not load";
+      return -1;
+    }
+    const int sock = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(static_cast<uint16_t>(server_->metrics_port()));
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(sock, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+      ::close(sock);
+      ADD_FAILURE() << "cannot connect to the metrics port";
+      return -1;
+    }
+    std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(context.get()), SSL_free);
+    SSL_set_fd(ssl.get(), sock);
+    if (offer != nullptr) SSL_set_session(ssl.get(), offer);
+    int code = -1;
+    if (SSL_connect(ssl.get()) == 1) {
+      const std::string get = "GET /metrics HTTP/1.0\r\n\r\n";
+      SSL_write(ssl.get(), get.data(), static_cast<int>(get.size()));
+      std::string reply;
+      char buffer[4096];
+      for (int n; (n = SSL_read(ssl.get(), buffer, sizeof(buffer))) > 0;) reply.append(buffer, n);
+      if (reply.size() > 12 && reply.compare(0, 5, "HTTP/") == 0) {
+        code = std::stoi(reply.substr(reply.find(' ') + 1, 3));
+      }
+      *reused = SSL_session_reused(ssl.get()) == 1;
+      *session = SSL_get1_session(ssl.get());
+      SSL_shutdown(ssl.get());  // else OpenSSL marks the session not resumable
+    }
+    ::close(sock);
+    return code;
+  }
+
   const std::filesystem::path dir_;
   const PemPair server_ca_, client_ca_;
   std::unique_ptr<RunningServer> server_;
@@ -214,6 +269,32 @@ TEST_F(TlsTest, WithMutualTlsTheMetricsPageRequiresAClientCertificate) {
   EXPECT_EQ(ScrapeMetrics("server-ca.pem", "stranger"), -1) << "one from another authority";
   WithClientCertificate(client_ca_, "prometheus");
   EXPECT_EQ(ScrapeMetrics("server-ca.pem", "prometheus"), 200);
+}
+
+// A client that offers its last session (as nginx, Java and Go do) gets a
+// full handshake, so its certificate is checked against the current files.
+TEST_F(TlsTest, TheMetricsPageNeverResumesASession) {
+  Start(/*mutual=*/true);
+  WithClientCertificate(client_ca_, "prometheus");
+  SSL_SESSION* first = nullptr;
+  bool reused = true;
+  ASSERT_EQ(ScrapeResuming("prometheus", nullptr, &first, &reused), 200);
+  EXPECT_FALSE(reused);
+  SSL_SESSION* second = nullptr;
+  EXPECT_EQ(ScrapeResuming("prometheus", first, &second, &reused), 200);
+  EXPECT_FALSE(reused) << "a session was resumed, skipping the client certificate check";
+  SSL_SESSION_free(first);
+  SSL_SESSION_free(second);
+}
+
+// Broken files after the start refuse handshakes, and the page comes back
+// once they are fixed.
+TEST_F(TlsTest, TheMetricsPageSurvivesBrokenFilesAndRecovers) {
+  Start(/*mutual=*/false);
+  Write("server.pem", "not a certificate");
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem"), -1);
+  InstallServerCertificate(MakeLeafCertificate(server_ca_, "convserve"));
+  EXPECT_EQ(ScrapeMetrics("server-ca.pem"), 200);
 }
 
 TEST_F(TlsTest, AnUnreadableOrNonPemFileStopsTheStart) {
