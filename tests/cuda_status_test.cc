@@ -29,8 +29,7 @@ TEST(CudaStatus, DeviceMemoryExhaustedIsResourceExhausted) {
 TEST(CudaStatus, AProblemCudnnCannotRunIsUnimplementedSoAnotherPoolTakesIt) {
   for (cudnnStatus_t unsupported :
        {CUDNN_STATUS_NOT_SUPPORTED, CUDNN_STATUS_NOT_SUPPORTED_SHAPE,
-        CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, CUDNN_STATUS_NOT_SUPPORTED_PADDING,
-        CUDNN_STATUS_NOT_SUPPORTED_INVALID_DYNAMIC_SHAPE}) {
+        CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE, CUDNN_STATUS_NOT_SUPPORTED_PADDING}) {
     const absl::Status status = FromCudnn(unsupported, "cudnnBackendFinalize");
     EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
     EXPECT_THAT(status.message(), HasSubstr("cudnnBackendFinalize: CUDNN_STATUS_NOT_SUPPORTED"));
@@ -42,8 +41,12 @@ TEST(CudaStatus, OtherFailuresAreInternalWithTheLibrarysMessage) {
   EXPECT_EQ(cuda.code(), absl::StatusCode::kInternal);
   EXPECT_THAT(cuda.message(), HasSubstr("cudaStreamSynchronize: cudaErrorIllegalAddress: "));
   EXPECT_THAT(cuda.message(), HasSubstr("illegal memory access"));
-  for (cudnnStatus_t failure : {CUDNN_STATUS_BAD_PARAM, CUDNN_STATUS_INTERNAL_ERROR,
-                                CUDNN_STATUS_EXECUTION_FAILED, CUDNN_STATUS_NOT_INITIALIZED}) {
+  // An installation cuDNN cannot run on is no reason to try the next pool.
+  for (cudnnStatus_t failure :
+       {CUDNN_STATUS_BAD_PARAM, CUDNN_STATUS_INTERNAL_ERROR, CUDNN_STATUS_EXECUTION_FAILED,
+        CUDNN_STATUS_NOT_INITIALIZED, CUDNN_STATUS_NOT_SUPPORTED_INCOMPATIBLE_CUDA_DRIVER,
+        CUDNN_STATUS_NOT_SUPPORTED_ARCH_MISMATCH,
+        CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE}) {
     const absl::Status status = FromCudnn(failure, "cudnnBackendExecute");
     EXPECT_EQ(status.code(), absl::StatusCode::kInternal) << status;
     EXPECT_THAT(status.message(), HasSubstr("cudnnBackendExecute: CUDNN_STATUS_"));
@@ -52,7 +55,7 @@ TEST(CudaStatus, OtherFailuresAreInternalWithTheLibrarysMessage) {
 
 TEST(CudaStatus, KernelFaultsLoseTheDeviceOrdinaryErrorsDoNot) {
   for (cudaError_t lost : {cudaErrorIllegalAddress, cudaErrorLaunchFailure,
-                           cudaErrorECCUncorrectable, cudaErrorLaunchTimeout}) {
+                           cudaErrorECCUncorrectable, cudaErrorLaunchTimeout, cudaErrorAssert}) {
     EXPECT_TRUE(IsDeviceLost(lost)) << cudaGetErrorName(lost);
   }
   for (cudaError_t recoverable :

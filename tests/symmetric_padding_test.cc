@@ -1,9 +1,10 @@
 // PlanSymmetricPadding against brute force: a 1-D convolution with TF's
 // padding and the same convolution as cuDNN computes it under the plan
-// (symmetric pad, appended zeros, crop), forward and backward data, on
-// integers so that any misplaced window shows.
+// (symmetric pad, then a crop), forward and backward data, on integers so
+// that any misplaced window shows.
 #include "core/cuda/symmetric_padding.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -56,28 +57,25 @@ std::vector<int64_t> BackwardData(const std::vector<int64_t>& dy, const std::vec
 
 void ExpectPlanReproducesTf(const Dimension& d) {
   const int64_t output = d.Output();
-  const SymmetricPadding plan = PlanSymmetricPadding(d.input, d.filter, d.dilation, d.stride,
-                                                     d.pad_before, d.pad_after, output);
+  const SymmetricPadding plan =
+      PlanSymmetricPadding(d.input, d.filter, d.dilation, d.stride, d.pad_before, output);
   SCOPED_TRACE(testing::Message() << "input " << d.input << " filter " << d.filter << " dilation "
                                   << d.dilation << " stride " << d.stride << " pads "
                                   << d.pad_before << "," << d.pad_after << " -> pad " << plan.pad
-                                  << " extra_end " << plan.extra_end << " crop_begin "
-                                  << plan.crop_begin << " cudnn_output " << plan.cudnn_output);
-  ASSERT_GE(plan.pad, 0);
-  ASSERT_GE(plan.extra_end, 0);
-  ASSERT_LE(plan.extra_end, d.pad_after) << "appends more zeros than TF pads";
+                                  << " crop_begin " << plan.crop_begin << " cudnn_output "
+                                  << plan.cudnn_output);
+  ASSERT_GE(plan.pad, d.pad_before);
+  ASSERT_LE(plan.pad, std::max(d.pad_before, d.pad_after + d.stride - 1))
+      << "pads more than promised";
+  // cuDNN's output size, as cuDNN computes it, holds TF's output.
+  ASSERT_EQ(plan.cudnn_output, (d.input + 2 * plan.pad - d.Span()) / d.stride + 1);
   ASSERT_GE(plan.cudnn_output, plan.crop_begin + output);
-  const int64_t staged = d.input + plan.extra_end;
-  // cuDNN's output size for the staged input, as cuDNN computes it.
-  ASSERT_EQ(plan.cudnn_output, (staged + 2 * plan.pad - d.Span()) / d.stride + 1);
 
   const std::vector<int64_t> w = Iota(d.filter, 2);
   const std::vector<int64_t> x = Iota(d.input, 1);
-  std::vector<int64_t> staged_x = x;
-  staged_x.resize(staged, 0);
   const std::vector<int64_t> tf_y = Forward(x, w, d.dilation, d.stride, d.pad_before, output);
   const std::vector<int64_t> cudnn_y =
-      Forward(staged_x, w, d.dilation, d.stride, plan.pad, plan.cudnn_output);
+      Forward(x, w, d.dilation, d.stride, plan.pad, plan.cudnn_output);
   for (int64_t o = 0; o < output; ++o) {
     ASSERT_EQ(cudnn_y[plan.crop_begin + o], tf_y[o]) << "forward output " << o;
   }
@@ -88,7 +86,7 @@ void ExpectPlanReproducesTf(const Dimension& d) {
   const std::vector<int64_t> tf_dx =
       BackwardData(dy, w, d.dilation, d.stride, d.pad_before, d.input);
   const std::vector<int64_t> cudnn_dx =
-      BackwardData(placed_dy, w, d.dilation, d.stride, plan.pad, staged);
+      BackwardData(placed_dy, w, d.dilation, d.stride, plan.pad, d.input);
   for (int64_t i = 0; i < d.input; ++i) {
     ASSERT_EQ(cudnn_dx[i], tf_dx[i]) << "backward-data input " << i;
   }
@@ -117,34 +115,37 @@ TEST(SymmetricPadding, ReproducesTfForEverySmallGeometry) {
 }
 
 // TF's SAME: pad_after = pad_before + 1 when the total is odd.
-TEST(SymmetricPadding, SameWithAnOddTotalNeedsNoCopyAtStrideOne) {
-  // input 5, filter 2, stride 1: pads 0 and 1. cuDNN pads 1 and TF's output
-  // starts one entry in.
-  const SymmetricPadding plan = PlanSymmetricPadding(5, 2, 1, 1, 0, 1, 5);
+TEST(SymmetricPadding, SameWithAnOddTotalPadsOneStrideMoreAndCrops) {
+  // input 5, filter 2, stride 1: output 5, pads 0 and 1. cuDNN pads 1 and
+  // TF's output starts one entry in.
+  SymmetricPadding plan = PlanSymmetricPadding(5, 2, 1, 1, 0, 5);
   EXPECT_EQ(plan.pad, 1);
   EXPECT_EQ(plan.crop_begin, 1);
-  EXPECT_EQ(plan.extra_end, 0);
   EXPECT_EQ(plan.cudnn_output, 6);
+  // input 4, filter 3, stride 2: output 2, pads 0 and 1. Padding 1 would shift
+  // the windows by half a stride; padding a whole stride (2) does not.
+  plan = PlanSymmetricPadding(4, 3, 1, 2, 0, 2);
+  EXPECT_EQ(plan.pad, 2);
+  EXPECT_EQ(plan.crop_begin, 1);
+  EXPECT_EQ(plan.cudnn_output, 3);
 }
 
-TEST(SymmetricPadding, SameWithAnOddTotalAtStrideTwoAppendsAZero) {
-  // input 4, filter 3, stride 2: output 2, pads 0 and 1. Padding 1 at the
-  // start would shift the windows by half a stride, so one zero is appended.
-  const SymmetricPadding plan = PlanSymmetricPadding(4, 3, 1, 2, 0, 1, 2);
-  EXPECT_EQ(plan.pad, 0);
-  EXPECT_EQ(plan.crop_begin, 0);
-  EXPECT_EQ(plan.extra_end, 1);
-  EXPECT_EQ(plan.cudnn_output, 2);
-}
-
-TEST(SymmetricPadding, SymmetricOrLargerLeadingPadsNeedNothing) {
+TEST(SymmetricPadding, SymmetricOrLargerLeadingPadsNeedNoCrop) {
   for (const auto& [before, after] : {std::pair<int64_t, int64_t>{1, 1}, {3, 1}, {2, 0}}) {
-    const SymmetricPadding plan =
-        PlanSymmetricPadding(7, 3, 1, 1, before, after, (7 + before + after - 3) / 1 + 1);
+    const SymmetricPadding plan = PlanSymmetricPadding(7, 3, 1, 1, before, 7 + before + after - 2);
     EXPECT_EQ(plan.pad, before);
     EXPECT_EQ(plan.crop_begin, 0);
-    EXPECT_EQ(plan.extra_end, 0);
   }
+}
+
+// Explicit padding may be huge; the plan stays within a stride of it and
+// never grows with it beyond that.
+TEST(SymmetricPadding, HugeTrailingPadsCostAtMostAStride) {
+  // input 1, filter 1, stride 1000, pads 0 and 1500: output 2.
+  const SymmetricPadding plan = PlanSymmetricPadding(1, 1, 1, 1000, 0, 2);
+  EXPECT_EQ(plan.pad, 1000);
+  EXPECT_EQ(plan.crop_begin, 1);
+  EXPECT_EQ(plan.cudnn_output, 3);
 }
 
 }  // namespace

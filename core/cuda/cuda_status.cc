@@ -15,9 +15,15 @@ absl::Status FromCuda(cudaError_t error, absl::string_view call) {
 absl::Status FromCudnn(cudnnStatus_t status, absl::string_view call) {
   if (status == CUDNN_STATUS_SUCCESS) return absl::OkStatus();
   const std::string message = absl::StrCat(call, ": ", cudnnGetErrorString(status));
-  // cuDNN 9 numbers its statuses by category: 3xxx not supported.
-  if (status >= CUDNN_STATUS_NOT_SUPPORTED && status < CUDNN_STATUS_INTERNAL_ERROR) {
-    return absl::UnimplementedError(message);
+  switch (status) {
+    case CUDNN_STATUS_NOT_SUPPORTED:
+    case CUDNN_STATUS_NOT_SUPPORTED_GRAPH_PATTERN:
+    case CUDNN_STATUS_NOT_SUPPORTED_SHAPE:
+    case CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE:
+    case CUDNN_STATUS_NOT_SUPPORTED_LAYOUT:
+    case CUDNN_STATUS_NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT:
+    case CUDNN_STATUS_NOT_SUPPORTED_PADDING: return absl::UnimplementedError(message);
+    default: break;
   }
   if (status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||
       status == CUDNN_STATUS_INTERNAL_ERROR_DEVICE_ALLOCATION_FAILED) {
@@ -37,7 +43,9 @@ bool IsDeviceLost(cudaError_t error) {
     case cudaErrorLaunchTimeout:
     case cudaErrorECCUncorrectable:
     case cudaErrorDevicesUnavailable:
-    case cudaErrorContextIsDestroyed: return true;
+    case cudaErrorContextIsDestroyed:
+    case cudaErrorAssert:
+    case cudaErrorInvalidAddressSpace: return true;
     default: return false;
   }
 }
