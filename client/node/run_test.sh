@@ -26,7 +26,6 @@ work=$(mktemp -d)
 server_pid=""
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
 source "$repo/tests/start_server.sh"
-start_server "$work/server.log" "$server_bin" --address 127.0.0.1:0
 
 # Runs conv2d.js against the server started with the given flags; stops it.
 run() {
