@@ -342,80 +342,43 @@ v1::ConvRequest DecodeConvRequest(ByteReader& in, const std::string& registered_
   const v1::DataType dtype = DecodeDtype(in.Byte());
   const v1::Padding padding = DecodePadding(in.Byte());
   const std::string format(kFormats[in.Byte() % std::size(kFormats)]);
-  switch (op) {
-    case 0: {
-      v1::Convolution* p = request.mutable_convolution();
-      List(in, p->mutable_strides(), 5);
-      p->set_padding(padding);
+  // The fields every op but atrous has, read in one order: strides (at most
+  // `most`), padding, explicit paddings (the ops that have them), data format,
+  // dilations.
+  auto window = [&](auto* p, auto* strides, int most) {
+    List(in, strides, most);
+    p->set_padding(padding);
+    if constexpr (requires { p->mutable_explicit_paddings(); }) {
       PadList(in, p->mutable_explicit_paddings(), 2);
-      p->set_data_format(format);
-      List(in, p->mutable_dilations(), 5);
-      break;
     }
+    p->set_data_format(format);
+    List(in, p->mutable_dilations(), most);
+  };
+  auto forward = [&](auto* p, int most) { window(p, p->mutable_strides(), most); };
+  auto transposed = [&](auto* p) {
+    for (int i = in.Byte() % 7; i > 0; --i) p->add_output_shape(in.Dim());
+    forward(p, 5);
+  };
+  switch (op) {
+    case 0: forward(request.mutable_convolution(), 5); break;
     case 1: {
       v1::Conv1D* p = request.mutable_conv1d();
-      List(in, p->mutable_stride(), 3);
-      p->set_padding(padding);
-      p->set_data_format(format);
-      List(in, p->mutable_dilations(), 3);
+      window(p, p->mutable_stride(), 3);
       break;
     }
-    case 2: {
-      v1::Conv2D* p = request.mutable_conv2d();
-      List(in, p->mutable_strides(), 4);
-      p->set_padding(padding);
-      PadList(in, p->mutable_explicit_paddings(), 2);
-      p->set_data_format(format);
-      List(in, p->mutable_dilations(), 4);
-      break;
-    }
-    case 3: {
-      v1::Conv3D* p = request.mutable_conv3d();
-      List(in, p->mutable_strides(), 5);
-      p->set_padding(padding);
-      p->set_data_format(format);
-      List(in, p->mutable_dilations(), 5);
-      break;
-    }
-    case 4: {
-      v1::DepthwiseConv2D* p = request.mutable_depthwise_conv2d();
-      List(in, p->mutable_strides(), 4);
-      p->set_padding(padding);
-      PadList(in, p->mutable_explicit_paddings(), 2);
-      p->set_data_format(format);
-      List(in, p->mutable_dilations(), 4);
-      break;
-    }
-    case 5: {
-      v1::SeparableConv2D* p = request.mutable_separable_conv2d();
-      List(in, p->mutable_strides(), 4);
-      p->set_padding(padding);
-      p->set_data_format(format);
-      List(in, p->mutable_dilations(), 4);
-      break;
-    }
+    case 2: forward(request.mutable_conv2d(), 4); break;
+    case 3: forward(request.mutable_conv3d(), 5); break;
+    case 4: forward(request.mutable_depthwise_conv2d(), 4); break;
+    case 5: forward(request.mutable_separable_conv2d(), 4); break;
     case 6: {
       v1::AtrousConv2D* p = request.mutable_atrous_conv2d();
       p->set_rate(in.Value());
       p->set_padding(padding);
       break;
     }
-    case 7:
-    case 8:
-    case 9: {
-      // The three transposed ops share their fields.
-      auto fill = [&](auto* p) {
-        for (int i = in.Byte() % 7; i > 0; --i) p->add_output_shape(in.Dim());
-        List(in, p->mutable_strides(), 5);
-        p->set_padding(padding);
-        p->set_data_format(format);
-        List(in, p->mutable_dilations(), 5);
-      };
-      if (op == 7) fill(request.mutable_conv2d_transpose());
-      if (op == 8) fill(request.mutable_conv3d_transpose());
-      if (op == 9) fill(request.mutable_conv_transpose());
-      break;
-    }
+    case 7: transposed(request.mutable_conv2d_transpose()); break;
+    case 8: transposed(request.mutable_conv3d_transpose()); break;
+    case 9: transposed(request.mutable_conv_transpose()); break;
     default: break;  // no op
   }
   if (in.Byte() % 16 != 0) *request.mutable_input() = DecodeTensor(in, dtype);
