@@ -29,9 +29,12 @@ struct Operands {
 
 // What a backend says of itself to clients (GetServerInfo) and logs.
 struct BackendInfo {
-  std::string name;                     // as in the backend registry, e.g. "onednn"
-  std::string version;                  // of the library that computes
-  std::string device;                   // where it computes, e.g. the CPU instruction set
+  std::string name;     // as in the backend registry, e.g. "onednn"
+  std::string version;  // of the library that computes
+  std::string device;   // where it computes, e.g. the CPU instruction set
+  // Which device, short, for timing, metrics labels and logs: "cpu", or
+  // "cuda:N" for the GPU of CUDA ordinal N.
+  std::string device_id = "cpu";
   std::vector<DataType> native_dtypes;  // computed without the reference loops
   std::string notes;                    // how the other dtypes are handled
 
@@ -42,7 +45,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  // Name, Describe and Computes are thread-safe and may be called while
+  // Name, Describe, Computes and DeviceBytes are thread-safe and may be called while
   // another thread is in Run.
 
   // Short name reported to clients, e.g. "reference".
@@ -51,6 +54,9 @@ class Backend {
   // Whether Run computes `spec`; a pure function of the spec, so callers can
   // route a request to a backend before it runs.
   virtual bool Computes(const ConvSpec& spec) const = 0;
+  // Bytes of accelerator memory this instance holds (buffers, cached
+  // weights); 0 for CPU backends. Thread-safe, for metrics.
+  virtual int64_t DeviceBytes() const { return 0; }
 
   // Computes `spec` on `operands` into `out`, whose dtype is spec.dtype and
   // whose shape is spec.result_shape, already allocated by the caller.

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/backend.h"
@@ -21,6 +22,28 @@ struct BackendOptions {
   int threads = 1;
   // Reordered weights shared by every worker of a pool; null: no caching.
   std::shared_ptr<WeightCache> weight_cache;
+  // Per-device backends (BackendEntry::per_device): the device's ordinal, the
+  // bytes of weights each keeps in device memory (LRU), and whether it may
+  // time algorithms and take the fastest, which may change a result's bytes
+  // from run to run (off: each spec always runs the same algorithm).
+  int device = 0;
+  int64_t device_weight_cache_bytes = int64_t{256} << 20;
+  bool benchmark_algorithms = false;
+};
+
+// One accelerator a per-device backend can use, as GetServerInfo and the
+// start-up log report it.
+struct DeviceInfo {
+  std::string id;   // as BackendInfo::device_id, e.g. "cuda:0"
+  int ordinal = 0;  // what BackendOptions::device and the server's device flag take
+  std::string name;
+  int64_t memory_bytes = 0;
+  std::string compute_capability;  // e.g. "9.0"
+  std::string driver_version;      // e.g. "13.0": the newest CUDA the driver runs
+  std::string runtime_version;     // e.g. "13.0": the CUDA runtime linked in
+  std::string library_version;     // e.g. "9.19.0": cuDNN as loaded
+
+  bool operator==(const DeviceInfo&) const = default;
 };
 
 struct BackendEntry {
@@ -31,6 +54,12 @@ struct BackendEntry {
   // Whether it computes every spec MakeSpec accepts (Computes is always true),
   // so that a pool of it needs no fallback pool beside it.
   bool computes_everything = false;
+  // Whether it computes on an accelerator: the server runs one pool of one
+  // worker per device it is given (BackendOptions::device), ahead of the CPU pools.
+  bool per_device = false;
+  // per_device only: the devices of this machine it can use, or
+  // FAILED_PRECONDITION with the one-line reason there are none.
+  absl::StatusOr<std::vector<DeviceInfo>> (*list_devices)() = nullptr;
   std::unique_ptr<Backend> (*make)(const BackendOptions& options) = nullptr;
 };
 

@@ -81,8 +81,8 @@ std::string ConvSpec::DebugString() const {
       pointwise_out_channels > 0
           ? absl::StrCat(" pointwise=", pointwise_out_channels, "/g", pointwise_groups)
           : "",
-      has_bias ? " +bias" : "", " activation=", static_cast<int>(activation),
-      " result=", ShapeString(result_shape));
+      has_bias ? " +bias" : "", allow_reduced_precision ? " reduced-precision" : "",
+      " activation=", static_cast<int>(activation), " result=", ShapeString(result_shape));
 }
 
 }  // namespace convserve

@@ -59,6 +59,10 @@ struct ConvSpec {
   bool has_bias = false;
   Activation activation = Activation::kNone;
 
+  // float32 only: the request allows computing in a reduced precision with
+  // float32 in and out (TF32 on a GPU), as TensorFlow's opt-ins do.
+  bool allow_reduced_precision = false;
+
   // The exact shape of the result returned to the client.
   Shape result_shape;
 
@@ -81,7 +85,7 @@ struct ConvSpec {
                       s.in_channels, s.out_channels, s.groups, s.input_spatial, s.filter_spatial,
                       s.output_spatial, s.strides, s.dilations, s.pad_before, s.pad_after,
                       s.pointwise_out_channels, s.pointwise_groups, s.has_bias, s.activation,
-                      s.result_shape);
+                      s.allow_reduced_precision, s.result_shape);
   }
 
   // One line for logs and test failure messages.
