@@ -47,6 +47,7 @@ struct OpOptions {
 struct TensorFiles {
   std::string input, filter, pointwise_filter, bias, output, activation = "none";
   bool bfloat16 = false;
+  bool allow_reduced_precision = false;
 };
 
 std::string OptionName(const std::string& field) {
@@ -202,6 +203,9 @@ int main(int argc, char** argv) {
     command->add_option("--output", files.output, ".npy file to write the result to")->required();
     command->add_flag("--bfloat16", files.bfloat16,
                       "read uint16 .npy arrays as bfloat16 bit patterns (and write the result so)");
+    command->add_flag("--allow-reduced-precision", files.allow_reduced_precision,
+                      "float32: let the server compute in a reduced precision (TF32 on a GPU), "
+                      "faster but with a larger rounding error");
     AddOpOptions(command, op->message_type(), &op_options[op->name()]);
   }
   CLI11_PARSE(app, argc, argv);
@@ -266,7 +270,8 @@ int main(int argc, char** argv) {
   absl::StatusOr<OpArgs> args = ToOpArgs(op_options[op->name()]);
   if (!args.ok()) return Fail(args.status().ToString());
   absl::StatusOr<v1::ConvRequest> request =
-      convserve::client::BuildRequest(op->name(), *args, std::move(tensors));
+      convserve::client::BuildRequest(op->name(), *args, std::move(tensors),
+                                      {.allow_reduced_precision = files.allow_reduced_precision});
   if (!request.ok()) return Fail(request.status().ToString());
 
   v1::ConvResponse response;
@@ -280,6 +285,8 @@ int main(int argc, char** argv) {
     std::cerr << (i ? ", " : "") << response.output().shape(i);
   }
   std::cerr << "], compute " << response.timing().compute_us() << " us on "
-            << response.timing().backend() << "\n";
+            << response.timing().backend();
+  if (!response.timing().device().empty()) std::cerr << " (" << response.timing().device() << ")";
+  std::cerr << "\n";
   return EXIT_SUCCESS;
 }

@@ -67,7 +67,8 @@ absl::StatusOr<v1::ConvResponse> ConvClient::Conv(const v1::ConvRequest& request
 
 absl::StatusOr<Tensor> ConvClient::Call(absl::string_view op, const OpArgs& args,
                                         RequestTensors tensors) {
-  absl::StatusOr<v1::ConvRequest> request = BuildRequest(op, args, std::move(tensors));
+  absl::StatusOr<v1::ConvRequest> request =
+      BuildRequest(op, args, std::move(tensors), options_.request);
   if (!request.ok()) return request.status();
   return Output(Conv(*request));
 }

@@ -32,6 +32,9 @@ struct ClientOptions {
   std::chrono::milliseconds keepalive{20000};
   // Channel credentials; null means plaintext (e.g. grpc::SslCredentials for TLS).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // How the server may compute the requests the per-op methods build (see
+  // RequestOptions: e.g. TF32 for float32 on a GPU).
+  RequestOptions request;
 };
 
 // Thread-safe: methods may be called from any number of threads at once.

@@ -115,7 +115,8 @@ v1::Tensor ToWire(Tensor tensor) {
 }
 
 absl::StatusOr<v1::ConvRequest> BuildRequest(absl::string_view op, const OpArgs& args,
-                                             RequestTensors tensors) {
+                                             RequestTensors tensors,
+                                             const RequestOptions& options) {
   v1::ConvRequest request;
   if (absl::Status status = SetOp(op, args, &request); !status.ok()) return status;
   const bool separable = op == "separable_conv2d";
@@ -132,6 +133,7 @@ absl::StatusOr<v1::ConvRequest> BuildRequest(absl::string_view op, const OpArgs&
     *request.mutable_bias()->mutable_tensor() = ToWire(std::move(*tensors.epilogue.bias));
   }
   request.set_activation(tensors.epilogue.activation);
+  request.set_allow_reduced_precision(options.allow_reduced_precision);
   return request;
 }
 

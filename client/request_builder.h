@@ -82,13 +82,22 @@ struct RequestTensors {
   Epilogue epilogue = {};
 };
 
+// How the server may compute a request, beyond TensorFlow's arguments.
+struct RequestOptions {
+  // float32 only: the server may compute in a reduced precision with float32
+  // in and out (TF32 on a GPU), faster but with a larger rounding error, as
+  // TensorFlow's TF32 opt-in allows. Ignored for other dtypes.
+  bool allow_reduced_precision = false;
+};
+
 // The request for `op`, named as ConvRequest's `op` field names it and as
 // tf.nn does ("conv2d", "separable_conv2d", "conv_transpose", ...).
 // InvalidArgument for an unknown op, an argument `op` does not take, a
 // pointwise filter given to or missing from separable_conv2d, or explicit
 // padding given both as pairs and as `explicit_paddings`.
 absl::StatusOr<v1::ConvRequest> BuildRequest(absl::string_view op, const OpArgs& args,
-                                             RequestTensors tensors);
+                                             RequestTensors tensors,
+                                             const RequestOptions& options = {});
 
 // The wire form of a tensor; Tensor's bytes are moved.
 v1::Tensor ToWire(Tensor tensor);

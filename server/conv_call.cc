@@ -72,9 +72,13 @@ void ConvPipeline::Record(const Call& call, const absl::Status& status, const Jo
   metrics_->RecordConv(call.labels.op, call.labels.dtype, code, Seconds(report.queued),
                        Seconds(report.compute), Seconds(total), call.labels.bytes_in, bytes_out);
   if (!call.principal.empty()) metrics_->RecordPrincipal(call.principal, code);
-  spdlog::debug("conv id={} op={} code={} queue_us={} compute_us={} total_us={}{}{}",
+  if (status.ok() && !report.device.empty()) {
+    metrics_->RecordDeviceCompute(report.device, Seconds(report.compute));
+  }
+  spdlog::debug("conv id={} op={} code={} queue_us={} compute_us={} total_us={}{}{}{}{}",
                 call.request.id(), std::string(call.labels.op), code, Micros(report.queued),
                 Micros(report.compute), Micros(total),
+                report.device.empty() ? "" : " device=", std::string(report.device),
                 status.ok() ? "" : " error=", std::string(status.message()));
 }
 
@@ -132,6 +136,7 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
       timing->set_queue_us(Micros(report.queued));
       timing->set_compute_us(Micros(report.compute));
       timing->set_backend(std::string(report.backend));
+      timing->set_device(std::string(report.device));
     } else {
       response.clear_output();
     }

@@ -20,15 +20,35 @@ const absl::Status& ShuttingDown() {
 
 }  // namespace
 
+void AddGpuInfos(absl::Span<const ListedDevice> gpus, absl::Span<const Scheduler::PoolStatus> pools,
+                 v1::ServerInfo* info) {
+  for (const ListedDevice& gpu : gpus) {
+    v1::GpuInfo* out = info->add_gpus();
+    ToProto(gpu.info, out);
+    if (!gpu.selected) {
+      out->set_out_of_service_reason(absl::StrCat("not selected by ", kDevicesFlag));
+      continue;
+    }
+    out->set_out_of_service_reason("no worker runs on it");
+    for (const Scheduler::PoolStatus& pool : pools) {
+      if (pool.backend != gpu.entry->name || pool.device_id != gpu.info.id) continue;
+      out->set_in_service(pool.in_service);
+      out->set_out_of_service_reason(pool.out_of_service_reason);
+    }
+  }
+}
+
 ConvServiceImpl::ConvServiceImpl(const ServerConfig& config, const Authenticator* authenticator,
                                  const ConvPipeline* pipeline, CallLedger* ledger,
-                                 Scheduler* scheduler, FilterStore* filters)
+                                 Scheduler* scheduler, FilterStore* filters,
+                                 std::vector<ListedDevice> gpus)
     : config_(config),
       authenticator_(authenticator),
       pipeline_(pipeline),
       ledger_(ledger),
       scheduler_(scheduler),
-      filters_(filters) {}
+      filters_(filters),
+      gpus_(std::move(gpus)) {}
 
 absl::StatusOr<std::string> ConvServiceImpl::Authorize(const grpc::CallbackServerContext& context,
                                                        Scope scope) const {
@@ -135,6 +155,7 @@ grpc::ServerUnaryReactor* ConvServiceImpl::GetServerInfo(grpc::CallbackServerCon
   limits->set_max_output_elements(config_.limits.max_output_elements);
   limits->set_max_queue(config_.max_queue);
   limits->set_workers(scheduler_->workers());
+  AddGpuInfos(gpus_, scheduler_->pool_status(), response);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }

@@ -7,20 +7,29 @@
 #include "server/auth.h"
 #include "server/call_ledger.h"
 #include "server/conv_call.h"
+#include "server/device_selection.h"
 #include "server/filter_store.h"
 #include "server/scheduler.h"
 #include "server/server_config.h"
 
 namespace convserve::server {
 
+// GetServerInfo's gpus: one GpuInfo per device of `gpus`, in order, in
+// service as its pool in `pools` (matched by backend and device id) is; a
+// device not selected, or without a pool, is out of service with the reason.
+void AddGpuInfos(absl::Span<const ListedDevice> gpus, absl::Span<const Scheduler::PoolStatus> pools,
+                 v1::ServerInfo* info);
+
 // Thread-safe: gRPC calls the handlers from any of its threads.
 class ConvServiceImpl final : public v1::ConvService::CallbackService {
  public:
   // All pointers must outlive the service and every call it started.
-  // `authenticator` may be null: every call is let in.
+  // `authenticator` may be null: every call is let in. `gpus`: the devices
+  // found at start (DeviceSelection::devices), which GetServerInfo lists
+  // with their pools' state.
   ConvServiceImpl(const ServerConfig& config, const Authenticator* authenticator,
                   const ConvPipeline* pipeline, CallLedger* ledger, Scheduler* scheduler,
-                  FilterStore* filters);
+                  FilterStore* filters, std::vector<ListedDevice> gpus = {});
 
   grpc::ServerUnaryReactor* Conv(grpc::CallbackServerContext* context,
                                  const v1::ConvRequest* request,
@@ -46,6 +55,7 @@ class ConvServiceImpl final : public v1::ConvService::CallbackService {
   CallLedger* const ledger_;
   Scheduler* const scheduler_;
   FilterStore* const filters_;
+  const std::vector<ListedDevice> gpus_;
 };
 
 }  // namespace convserve::server

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "core/backend_registry.h"
 #include "server/cpu_quota.h"
+#include "server/device_selection.h"
 
 namespace convserve::server {
 namespace {
@@ -77,6 +78,33 @@ CLI::Validator Seconds(const std::string& flag) {
       "NON-NEGATIVE");
 }
 
+// --cuda-devices: all, none or ordinals, rewritten to its canonical form
+// ("all", "none", "0,1").
+CLI::Validator DeviceListValidator(const std::string& flag) {
+  const std::string source = " (from " + flag + " or " + EnvName(flag) + ")";
+  return CLI::Validator(
+      [=](std::string& input) -> std::string {
+        absl::StatusOr<DeviceList> list = ParseDeviceList(input);
+        if (!list.ok()) return std::string(list.status().message()) + source;
+        switch (list->kind) {
+          case DeviceList::Kind::kAll: input = "all"; break;
+          case DeviceList::Kind::kNone: input = "none"; break;
+          case DeviceList::Kind::kListed: input = absl::StrJoin(list->ordinals, ","); break;
+        }
+        return std::string();
+      },
+      "all|none|ORDINALS");
+}
+
+// The backends --backend may name: those not run one pool per device.
+std::vector<std::string> PoolBackendNames() {
+  std::vector<std::string> names;
+  for (const BackendEntry& entry : RegisteredBackends()) {
+    if (!entry.per_device) names.emplace_back(entry.name);
+  }
+  return names;
+}
+
 // Bytes as MiB: "256", or "0.5" for sizes that are not whole MiB.
 std::string FormatMiB(int64_t bytes) {
   if (bytes % kMiB == 0) return std::to_string(bytes / kMiB);
@@ -104,6 +132,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   int64_t memory_budget_mb = parsed.memory_budget_bytes / kMiB;
   int64_t max_request_mb = parsed.max_request_bytes / kMiB;
   int64_t weight_cache_mb = parsed.weight_cache_bytes / kMiB;
+  int64_t gpu_weight_cache_mb = parsed.gpu_weight_cache_bytes / kMiB;
   int64_t filter_store_mb = parsed.filter_store_bytes / kMiB;
   double grace_period_s = static_cast<double>(parsed.grace_period.count()) / 1000.0;
   double max_connection_age_s = static_cast<double>(parsed.max_connection_age.count()) / 1000.0;
@@ -135,7 +164,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   add("--max-output-elements", parsed.limits.max_output_elements,
       "largest result (or separable intermediate) a request may produce, in elements")
       ->check(positive("--max-output-elements", std::numeric_limits<int64_t>::max()));
-  const std::vector<std::string> backends = BackendNames();
+  const std::vector<std::string> backends = PoolBackendNames();
   add("--backend", parsed.backend,
       "compute backend of the main worker pool: " + absl::StrJoin(backends, " or "))
       ->transform(CLI::IsMember(backends, CLI::ignore_case));
@@ -146,6 +175,19 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
           " pool that computes what --backend cannot (e.g. float64, int32); 0: no such "
           "pool, and those requests get UNIMPLEMENTED")
       ->check(non_negative("--fallback-workers", 1024));
+  add("--cuda-devices", parsed.cuda_devices,
+      "GPUs to run one worker each on, ahead of the CPU pools: all (every GPU found; with "
+      "none, or in a build without CUDA, the CPU alone), none, or CUDA ordinals such as 0,1 "
+      "(each must be usable)")
+      ->transform(DeviceListValidator("--cuda-devices"));
+  add("--gpu-weight-cache-mb", gpu_weight_cache_mb,
+      "filters each GPU worker keeps in device memory, in MiB (LRU)")
+      ->check(non_negative("--gpu-weight-cache-mb", kMaxMb));
+  app.add_flag("--cuda-benchmark-algorithms", parsed.cuda_benchmark_algorithms,
+               "GPU workers time cuDNN's algorithms and run the fastest; a result's bytes may "
+               "then change from run to run (off: each shape always runs the same algorithm)")
+      ->envname(EnvName("--cuda-benchmark-algorithms"))
+      ->capture_default_str();
   CLI::Option* threads_option =
       add("--threads-per-worker", parsed.threads_per_worker,
           "threads each request computes with; workers x threads may not exceed the cores "
@@ -241,6 +283,7 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   parsed.memory_budget_bytes = memory_budget_mb * kMiB;
   parsed.max_request_bytes = max_request_mb * kMiB;
   parsed.weight_cache_bytes = weight_cache_mb * kMiB;
+  parsed.gpu_weight_cache_bytes = gpu_weight_cache_mb * kMiB;
   parsed.filter_store_bytes = filter_store_mb * kMiB;
   parsed.grace_period = std::chrono::milliseconds(std::llround(grace_period_s * 1000.0));
   parsed.max_connection_age =
@@ -260,6 +303,9 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"backend", FormatValue(config.backend)},
       {"workers", std::to_string(config.workers)},
       {"fallback-workers", std::to_string(config.fallback_workers)},
+      {"cuda-devices", FormatValue(config.cuda_devices)},
+      {"gpu-weight-cache-mb", FormatMiB(config.gpu_weight_cache_bytes)},
+      {"cuda-benchmark-algorithms", config.cuda_benchmark_algorithms ? "true" : "false"},
       {"threads-per-worker", std::to_string(config.threads_per_worker)},
       {"max-queue", std::to_string(config.max_queue)},
       {"memory-budget-mb", FormatMiB(config.memory_budget_bytes)},

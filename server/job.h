@@ -15,11 +15,13 @@
 
 namespace convserve::server {
 
-// How a job went, handed to its completion callback.
+// How a job went, handed to its completion callback. The views stay valid
+// as long as the scheduler that ran the job.
 struct JobReport {
   std::chrono::nanoseconds queued{0};   // from admission to a worker taking it
   std::chrono::nanoseconds compute{0};  // inside Backend::Run
   absl::string_view backend;            // the backend that ran it; empty if none did
+  absl::string_view device;             // where: "cpu", "cuda:0"; empty if none ran it
 };
 
 // Owned by whoever holds it: the caller until Scheduler::Submit admits it,
@@ -33,9 +35,14 @@ struct Job {
   // Tensor bytes the request holds while admitted (inputs, result,
   // intermediates); counted against the scheduler's memory budget.
   int64_t bytes = 0;
-  // A backend name from the registry to run on; empty: the first pool whose
-  // backend computes `spec`.
+  // A backend name from the registry to run on (the least loaded of its
+  // pools in service); empty: the first pool group whose backend computes
+  // `spec`.
   std::string backend;
+  // The index of the pool (Scheduler::pool_status order) to run on, whatever
+  // its backend computes, never handed to another (the warm-up runs one job
+  // on each pool); -1: routed by `backend` or `spec`.
+  int pool = -1;
   // After this the job is dropped unrun with DEADLINE_EXCEEDED.
   std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
   // Checked just before running, after the deadline: a non-OK status (e.g. the

@@ -24,6 +24,8 @@ constexpr char kRequestSeconds[] = "convserve_request_seconds";
 constexpr char kBytesReceived[] = "convserve_bytes_received_total";
 constexpr char kBytesSent[] = "convserve_bytes_sent_total";
 constexpr char kPrincipalRequests[] = "convserve_principal_requests_total";
+constexpr char kDeviceRequests[] = "convserve_device_requests_total";
+constexpr char kDeviceComputeSeconds[] = "convserve_device_compute_seconds_total";
 
 // Upper bounds (inclusive, seconds) of the latency histograms' buckets: 10 us
 // to 60 s in 1-2.5-5 steps; a final +Inf bucket holds everything above.
@@ -110,7 +112,8 @@ bool ValidMetricName(std::string_view name) {
 
 // Names a gauge may not take: the built-in families and their series names.
 bool ReservedName(std::string_view name) {
-  for (std::string_view family : {kRequests, kBytesReceived, kBytesSent}) {
+  for (std::string_view family : {kRequests, kBytesReceived, kBytesSent, kPrincipalRequests,
+                                  kDeviceRequests, kDeviceComputeSeconds}) {
     if (name == family) return true;
   }
   for (std::string_view family : {kQueueSeconds, kComputeSeconds, kRequestSeconds}) {
@@ -184,10 +187,14 @@ struct Metrics::State {
   uint64_t bytes_sent ABSL_GUARDED_BY(mutex) = 0;
   // principal -> gRPC status code -> count.
   RequestCounts principals ABSL_GUARDED_BY(mutex);
+  // device -> requests computed there and seconds inside Run.
+  std::map<std::string, std::pair<uint64_t, double>, std::less<>> devices ABSL_GUARDED_BY(mutex);
 
+  // A gauge has `value` (one unlabelled series) or `samples` (a labelled family).
   struct Gauge {
     std::string help;
     std::function<double()> value;
+    std::function<std::vector<GaugeSample>()> samples;
   };
   std::mutex gauges_mutex;
   std::map<std::string, Gauge, std::less<>> gauges ABSL_GUARDED_BY(gauges_mutex);
@@ -214,6 +221,14 @@ void Metrics::RecordConv(absl::string_view op, absl::string_view dtype, absl::st
   state_->bytes_sent += static_cast<uint64_t>(std::max<int64_t>(bytes_out, 0));
 }
 
+void Metrics::RecordDeviceCompute(absl::string_view device, double compute_seconds) {
+  if (!(compute_seconds >= 0)) compute_seconds = 0;  // negative or NaN: a clock glitch
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  auto& [count, seconds] = FindOrAdd(state_->devices, Std(device));
+  ++count;
+  seconds += compute_seconds;
+}
+
 void Metrics::AddGauge(const std::string& name, const std::string& help,
                        std::function<double()> value) {
   if (!ValidMetricName(name) || ReservedName(name) || !value) {
@@ -221,18 +236,30 @@ void Metrics::AddGauge(const std::string& name, const std::string& help,
     return;
   }
   std::lock_guard<std::mutex> lock(state_->gauges_mutex);
-  state_->gauges[name] = State::Gauge{help, std::move(value)};  // the same name again replaces
+  state_->gauges[name] = State::Gauge{help, std::move(value), nullptr};  // the same name replaces
+}
+
+void Metrics::AddGaugeFamily(const std::string& name, const std::string& help,
+                             std::function<std::vector<GaugeSample>()> samples) {
+  if (!ValidMetricName(name) || ReservedName(name) || !samples) {
+    spdlog::error("metrics: gauge name '{}' is invalid or taken; not exported", name);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(state_->gauges_mutex);
+  state_->gauges[name] = State::Gauge{help, nullptr, std::move(samples)};
 }
 
 std::string Metrics::Render() const {
   // Snapshot under the lock, format outside it.
   std::map<std::string, OpSeries, std::less<>> ops;
   RequestCounts principals;
+  std::map<std::string, std::pair<uint64_t, double>, std::less<>> devices;
   uint64_t bytes_received, bytes_sent;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
     ops = state_->ops;
     principals = state_->principals;
+    devices = state_->devices;
     bytes_received = state_->bytes_received;
     bytes_sent = state_->bytes_sent;
   }
@@ -297,10 +324,46 @@ std::string Metrics::Render() const {
     }
   }
 
+  std::string& device_requests = families[kDeviceRequests];
+  AppendHeader(device_requests, kDeviceRequests,
+               "Requests computed, by device (\"cpu\", or a GPU such as \"cuda:0\").", "counter");
+  std::string& device_seconds = families[kDeviceComputeSeconds];
+  AppendHeader(device_seconds, kDeviceComputeSeconds,
+               "Seconds spent computing requests, by device (\"cpu\", or a GPU such as "
+               "\"cuda:0\").",
+               "counter");
+  for (const auto& [device, totals] : devices) {
+    std::string label = "{device=\"";
+    AppendLabelValue(label, device);
+    label += "\"} ";
+    absl::StrAppend(&device_requests, kDeviceRequests, label, totals.first, "\n");
+    absl::StrAppend(&device_seconds, kDeviceComputeSeconds, label, FormatValue(totals.second),
+                    "\n");
+  }
+
   for (const auto& [name, gauge] : gauges) {
     std::string& text = families[name];
     AppendHeader(text, name, gauge.help, "gauge");
-    absl::StrAppend(&text, name, " ", FormatValue(gauge.value()), "\n");
+    if (gauge.value) {
+      absl::StrAppend(&text, name, " ", FormatValue(gauge.value()), "\n");
+      continue;
+    }
+    for (const GaugeSample& sample : gauge.samples()) {
+      text += name;
+      if (!sample.labels.empty()) {
+        char separator = '{';
+        for (const auto& [label, value] : sample.labels) {
+          text += separator;
+          text += label;
+          text += "=\"";
+          AppendLabelValue(text, value);
+          text += '"';
+          separator = ',';
+        }
+        text += '}';
+      }
+      absl::StrAppend(&text, " ", FormatValue(sample.value), "\n");
+    }
   }
 
   std::string out;

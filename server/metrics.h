@@ -5,6 +5,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 
@@ -25,6 +27,10 @@ class Metrics {
                   double queue_seconds, double compute_seconds, double total_seconds,
                   int64_t bytes_in, int64_t bytes_out);
 
+  // One request computed (Backend::Run returned OK) on `device` ("cpu",
+  // "cuda:0"), which spent `compute_seconds` inside Run.
+  void RecordDeviceCompute(absl::string_view device, double compute_seconds);
+
   // One call of an authenticated principal (a name from the tokens file,
   // never a token) that ended with `code`.
   void RecordPrincipal(absl::string_view principal, absl::string_view code);
@@ -33,13 +39,27 @@ class Metrics {
   // `name` with `help`. Register all gauges before serving.
   void AddGauge(const std::string& name, const std::string& help, std::function<double()> value);
 
+  // One series of a labelled gauge: (label name, value) pairs and its value.
+  struct GaugeSample {
+    std::vector<std::pair<std::string, std::string>> labels = {};
+    double value = 0;
+  };
+  // A gauge family `name` whose series are read at each scrape, e.g. per
+  // device: `samples` returns one sample per distinct label set, with valid
+  // Prometheus label names (the caller's to ensure); none renders only the
+  // header. Shares AddGauge's names: the same name again replaces.
+  void AddGaugeFamily(const std::string& name, const std::string& help,
+                      std::function<std::vector<GaugeSample>()> samples);
+
   // The Prometheus text exposition format (version 0.0.4) of every metric:
   //   convserve_requests_total{op,dtype,code}          counter
   //   convserve_queue_seconds, convserve_compute_seconds,
   //   convserve_request_seconds                        histograms (by op)
   //   convserve_bytes_received_total, convserve_bytes_sent_total   counters
   //   convserve_principal_requests_total{principal,code}   counter, once any
-  //   and every gauge added with AddGauge.
+  //   convserve_device_requests_total{device},
+  //   convserve_device_compute_seconds_total{device}       counters
+  //   and every gauge added with AddGauge or AddGaugeFamily.
   std::string Render() const;
 
  private:

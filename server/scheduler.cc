@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "spdlog/spdlog.h"
 
 namespace convserve::server {
 namespace {
@@ -17,6 +18,15 @@ absl::Status CheckStillWanted(const Job& job) {
   return job.cancelled ? job.cancelled() : absl::OkStatus();
 }
 
+// A pool's load: its jobs queued and running.
+size_t Load(const auto& pool) { return pool.queue.size() + static_cast<size_t>(pool.running); }
+
+absl::Status OutOfService(absl::string_view backend, absl::string_view device,
+                          absl::string_view reason) {
+  return absl::UnavailableError(
+      absl::StrCat("the ", backend, " worker on ", device, " is out of service: ", reason));
+}
+
 }  // namespace
 
 Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools)
@@ -25,6 +35,8 @@ Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools)
     auto state = std::make_unique<PoolState>();
     state->backends = std::move(pool.backends);
     state->max_queue = pool.max_queue;
+    state->name = std::string(state->backends.front()->Name());
+    state->device_id = state->backends.front()->Describe().device_id;
     pools_.push_back(std::move(state));
   }
   for (size_t i = 0; i < pools_.size(); ++i) {
@@ -44,21 +56,92 @@ Scheduler::~Scheduler() {
 }
 
 absl::StatusOr<int> Scheduler::Route(const Job& job) const {
-  for (size_t i = 0; i < pools_.size(); ++i) {
-    const Backend& backend = *pools_[i]->backends.front();
-    if (job.backend.empty() ? backend.Computes(job.spec) : backend.Name() == job.backend) {
-      return static_cast<int>(i);
+  std::lock_guard<std::mutex> lock(mutex_);
+  return RouteLocked(job);
+}
+
+int Scheduler::LeastLoadedLocked(size_t first, const ConvSpec& spec) const {
+  int best = -1;
+  size_t best_load = 0;
+  for (size_t i = first; i < pools_.size(); ++i) {
+    const PoolState& pool = *pools_[i];
+    if (pool.name != pools_[first]->name || !pool.in_service) continue;
+    if (!pool.backends.front()->Computes(spec)) continue;
+    const size_t load = Load(pool);
+    if (best < 0 || load < best_load) {
+      best = static_cast<int>(i);
+      best_load = load;
     }
   }
-  std::vector<std::string> names;
-  for (const auto& pool : pools_) names.emplace_back(pool->backends.front()->Name());
+  return best;
+}
+
+absl::StatusOr<int> Scheduler::RouteLocked(const Job& job) const {
+  if (job.pool >= 0) {
+    if (static_cast<size_t>(job.pool) >= pools_.size()) {
+      return absl::NotFoundError(
+          absl::StrCat("this server has no pool ", job.pool, " (it runs ", pools_.size(), ")"));
+    }
+    const PoolState& pool = *pools_[job.pool];
+    if (!pool.in_service) {
+      return OutOfService(pool.name, pool.device_id, pool.out_of_service_reason);
+    }
+    return job.pool;
+  }
   if (!job.backend.empty()) {
+    int best = -1;
+    std::vector<std::string> lost;
+    for (size_t i = 0; i < pools_.size(); ++i) {
+      const PoolState& pool = *pools_[i];
+      if (pool.name != job.backend) continue;
+      if (!pool.in_service) {
+        lost.push_back(absl::StrCat(pool.device_id, ": ", pool.out_of_service_reason));
+        continue;
+      }
+      if (best < 0 || Load(pool) < Load(*pools_[best])) best = static_cast<int>(i);
+    }
+    if (best >= 0) return best;
+    if (!lost.empty()) {
+      return absl::UnavailableError(absl::StrCat("every ", job.backend,
+                                                 " worker of this server is out of service (",
+                                                 absl::StrJoin(lost, "; "), ")"));
+    }
     return absl::NotFoundError(absl::StrCat("this server runs no ", job.backend,
-                                            " workers (pools: ", absl::StrJoin(names, ", "), ")"));
+                                            " workers (pools: ", PoolNamesLocked(), ")"));
+  }
+  std::vector<std::string> lost;  // out-of-service pools that would compute it
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    const PoolState& pool = *pools_[i];
+    if (!pool.backends.front()->Computes(job.spec)) continue;
+    if (pool.in_service) return LeastLoadedLocked(i, job.spec);
+    lost.push_back(
+        absl::StrCat(pool.name, " on ", pool.device_id, ": ", pool.out_of_service_reason));
+  }
+  if (!lost.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("every worker pool of this server that computes this request is out of "
+                     "service (",
+                     absl::StrJoin(lost, "; "), ")"));
   }
   return absl::UnimplementedError(
       absl::StrCat("no worker pool on this server computes ", TfTypeName(job.spec.dtype),
-                   " convolutions of this shape (pools: ", absl::StrJoin(names, ", "), ")"));
+                   " convolutions of this shape (pools: ", PoolNamesLocked(), ")"));
+}
+
+std::string Scheduler::PoolNamesLocked() const {
+  // Each backend once, in routing order; "(out of service)" when all its pools are.
+  std::vector<std::string> names;
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    const std::string& name = pools_[i]->name;
+    bool seen = false, in_service = false;
+    for (size_t j = 0; j < pools_.size(); ++j) {
+      if (pools_[j]->name != name) continue;
+      seen = seen || j < i;
+      in_service = in_service || pools_[j]->in_service;
+    }
+    if (!seen) names.push_back(in_service ? name : absl::StrCat(name, " (out of service)"));
+  }
+  return absl::StrJoin(names, ", ");
 }
 
 bool Scheduler::HasRoomLocked(const PoolState& pool, int64_t bytes) const {
@@ -67,15 +150,16 @@ bool Scheduler::HasRoomLocked(const PoolState& pool, int64_t bytes) const {
 }
 
 absl::Status Scheduler::Submit(Job& job) {
-  absl::StatusOr<int> route = Route(job);
-  if (!route.ok()) return route.status();
-  PoolState& pool = *pools_[*route];
+  PoolState* pool = nullptr;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    absl::StatusOr<int> route = RouteLocked(job);
+    if (!route.ok()) return route.status();
+    pool = pools_[*route].get();
     if (stopping_) return absl::UnavailableError("the server is shutting down");
-    if (static_cast<int>(pool.queue.size()) >= pool.max_queue) {
+    if (static_cast<int>(pool->queue.size()) >= pool->max_queue) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          "the server's queue is full (", pool.max_queue, " requests waiting); retry later"));
+          "the server's queue is full (", pool->max_queue, " requests waiting); retry later"));
     }
     if (bytes_admitted_ + job.bytes > memory_budget_bytes_) {
       return absl::ResourceExhaustedError(absl::StrCat(
@@ -83,9 +167,9 @@ absl::Status Scheduler::Submit(Job& job) {
           bytes_admitted_, " of ", memory_budget_bytes_, " bytes in use); retry later"));
     }
     bytes_admitted_ += job.bytes;
-    pool.queue.push_back(Queued{std::move(job), Clock::now()});
+    pool->queue.push_back(Queued{std::move(job), Clock::now()});
   }
-  pool.work_available.notify_one();
+  pool->work_available.notify_one();
   return absl::OkStatus();
 }
 
@@ -97,7 +181,8 @@ Scheduler::Room Scheduler::RoomFor(const Job& job) const {
 void Scheduler::NotifyWhenRoom(Room room, std::function<void()> callback) {
   if (room.pool >= 0) {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!HasRoomLocked(*pools_[room.pool], room.bytes)) {
+    const PoolState& pool = *pools_[room.pool];
+    if (pool.in_service && !HasRoomLocked(pool, room.bytes)) {
       room_waiters_.push_back(std::move(callback));
       return;
     }
@@ -114,12 +199,15 @@ void Scheduler::NotifyWaiters(std::unique_lock<std::mutex>& lock) {
 }
 
 bool Scheduler::HandOnLocked(Queued& queued, size_t from) {
-  // A job that asked for its pool stays there; once stopping, the other
-  // pools' workers may have left.
-  if (!queued.job.backend.empty() || stopping_) return false;
+  // A job that asked for its backend or pool stays there; once stopping, the
+  // other pools' workers may have left.
+  if (!queued.job.backend.empty() || queued.job.pool >= 0 || stopping_) return false;
   for (size_t i = from + 1; i < pools_.size(); ++i) {
-    PoolState& next = *pools_[i];
-    if (!next.backends.front()->Computes(queued.job.spec)) continue;
+    // Not to a sibling (another device of the same backend): the next backend.
+    if (pools_[i]->name == pools_[from]->name) continue;
+    const int target = LeastLoadedLocked(i, queued.job.spec);
+    if (target < 0) continue;
+    PoolState& next = *pools_[target];
     // Already admitted: it keeps its bytes and goes ahead of the queue.
     next.queue.push_front(std::move(queued));
     next.work_available.notify_one();
@@ -128,12 +216,46 @@ bool Scheduler::HandOnLocked(Queued& queued, size_t from) {
   return false;
 }
 
+bool Scheduler::TakeOutOfServiceLocked(size_t index, const absl::Status& status,
+                                       std::vector<Queued>& stranded) {
+  PoolState& pool = *pools_[index];
+  if (!pool.in_service) return false;
+  pool.in_service = false;
+  pool.out_of_service_reason = std::string(status.message());
+  // From the back, each to the front of its new pool: they keep their order.
+  std::vector<Queued> kept;
+  while (!pool.queue.empty()) {
+    Queued queued = std::move(pool.queue.back());
+    pool.queue.pop_back();
+    if (!HandOnLocked(queued, index)) kept.push_back(std::move(queued));
+  }
+  for (auto it = kept.rbegin(); it != kept.rend(); ++it) stranded.push_back(std::move(*it));
+  pool.work_available.notify_all();  // its other workers leave too
+  return true;
+}
+
+void Scheduler::FailJobs(std::vector<Queued>& jobs, const absl::Status& status,
+                         std::unique_lock<std::mutex>& lock) {
+  if (jobs.empty()) return;
+  lock.unlock();
+  for (Queued& queued : jobs) {
+    JobReport report;
+    report.queued = Clock::now() - queued.admitted;
+    queued.job.done(status, report);
+  }
+  lock.lock();
+  for (const Queued& queued : jobs) bytes_admitted_ -= queued.job.bytes;
+  NotifyWaiters(lock);
+}
+
 void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
   PoolState& pool = *pools_[pool_index];
   std::unique_lock<std::mutex> lock(mutex_);
   while (true) {
-    pool.work_available.wait(lock, [&] { return stopping_ || !pool.queue.empty(); });
-    if (pool.queue.empty()) return;  // stopping, and nothing left to do
+    pool.work_available.wait(lock,
+                             [&] { return stopping_ || !pool.queue.empty() || !pool.in_service; });
+    // Out of service (its jobs went elsewhere), or stopping with nothing left to do.
+    if (!pool.in_service || pool.queue.empty()) return;
     Queued queued = std::move(pool.queue.front());
     pool.queue.pop_front();
     ++pool.running;
@@ -145,19 +267,44 @@ void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
     JobReport report;
     report.queued = Clock::now() - queued.admitted;
     absl::Status status = CheckStillWanted(job);
+    bool ran = false;
     if (status.ok()) {
       const TensorView output = job.output(job.spec);
       const Clock::time_point start = Clock::now();
       status = backend.Run(job.spec, job.operands, output);
       report.compute = Clock::now() - start;
-      report.backend = backend.Name();
+      report.backend = pool.name;
+      report.device = pool.device_id;
+      ran = true;
     } else {
       report.queued = {};
     }
 
     lock.lock();
     --pool.running;
-    if (absl::IsUnimplemented(status) && HandOnLocked(queued, pool_index)) continue;
+    if (ran && absl::IsUnimplemented(status) && HandOnLocked(queued, pool_index)) continue;
+    if (ran && absl::IsUnavailable(status)) {
+      // The device is lost: this pool leaves service, its jobs go elsewhere.
+      std::vector<Queued> stranded;
+      const bool lost_now = TakeOutOfServiceLocked(pool_index, status, stranded);
+      const absl::Status out_of_service =
+          OutOfService(pool.name, pool.device_id, pool.out_of_service_reason);
+      const bool handed_on = HandOnLocked(queued, pool_index);
+      if (lost_now) {
+        lock.unlock();
+        spdlog::error(
+            "worker pool {} on {} is out of service for good: {}; its requests go to the other "
+            "pools",
+            pool.name, pool.device_id, std::string(status.message()));
+        lock.lock();
+      }
+      FailJobs(stranded, out_of_service, lock);
+      if (handed_on) {
+        NotifyWaiters(lock);  // its waiters retry on the pools in service
+        continue;             // and the loop ends: the pool is out of service
+      }
+      status = out_of_service;
+    }
     lock.unlock();
     job.done(status, report);
     lock.lock();
@@ -185,16 +332,35 @@ int64_t Scheduler::bytes_admitted() const {
   return bytes_admitted_;
 }
 
-int Scheduler::workers() const { return static_cast<int>(workers_.size()); }
+int Scheduler::workers() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  int workers = 0;
+  for (const auto& pool : pools_) {
+    if (pool->in_service) workers += static_cast<int>(pool->backends.size());
+  }
+  return workers;
+}
 
 std::vector<Scheduler::PoolStatus> Scheduler::pool_status() const {
+  // DeviceBytes is thread-safe and the backends are fixed: read outside the lock.
+  std::vector<int64_t> device_bytes;
+  for (const auto& pool : pools_) {
+    int64_t bytes = 0;
+    for (const auto& backend : pool->backends) bytes += backend->DeviceBytes();
+    device_bytes.push_back(bytes);
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<PoolStatus> status;
-  for (const auto& pool : pools_) {
-    status.push_back(PoolStatus{.backend = std::string(pool->backends.front()->Name()),
-                                .workers = static_cast<int>(pool->backends.size()),
-                                .queue_depth = static_cast<int>(pool->queue.size()),
-                                .running = pool->running});
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    const PoolState& pool = *pools_[i];
+    status.push_back(PoolStatus{.backend = pool.name,
+                                .device_id = pool.device_id,
+                                .workers = static_cast<int>(pool.backends.size()),
+                                .queue_depth = static_cast<int>(pool.queue.size()),
+                                .running = pool.running,
+                                .in_service = pool.in_service,
+                                .out_of_service_reason = pool.out_of_service_reason,
+                                .device_bytes = device_bytes[i]});
   }
   return status;
 }

@@ -1,6 +1,17 @@
-// The scheduler: worker pools, one per backend kind, each with a bounded
-// queue, under one memory budget. Admission is immediate: a job is queued or
-// refused at once.
+// The scheduler: worker pools, each of one backend kind with a bounded queue,
+// under one memory budget. Admission is immediate: a job is queued or refused
+// at once.
+//
+// Groups: pools of the same backend name (one per GPU: cuda on cuda:0, cuda on
+// cuda:1) form a group; a job routed to a group goes to the member in service
+// with the least load (queued plus running).
+//
+// Out of service: a backend whose Run returns UNAVAILABLE has lost its device
+// (core/backend.h). Its pool leaves service for good: its reason is kept and
+// logged once, its workers leave their loops, and its jobs (the one that failed
+// and those queued) move to the next pool of another backend that computes
+// them, or fail with UNAVAILABLE if they asked for their backend or pool. The
+// process carries on.
 //
 // Ownership: the scheduler owns its pools' backends and every job it admits.
 // Threading: each worker is one thread owning one Backend instance, so a
@@ -37,10 +48,14 @@ class Scheduler {
   };
   // What a pool is doing, for metrics and GetServerInfo.
   struct PoolStatus {
-    std::string backend;
+    std::string backend = {};
+    std::string device_id = {};  // its first backend's BackendInfo::device_id: "cpu", "cuda:0"
     int workers = 0;
     int queue_depth = 0;
     int running = 0;
+    bool in_service = true;
+    std::string out_of_service_reason = {};  // once out of service: the backend's message
+    int64_t device_bytes = 0;                // Backend::DeviceBytes summed over its workers
   };
 
   // Starts one worker thread per backend of every pool. Routing tries the
@@ -51,11 +66,16 @@ class Scheduler {
   // then joins the workers.
   ~Scheduler();
 
-  // The pool `job` runs on: the one whose backend is job.backend if that is
-  // set, else the first whose backend computes job.spec. NOT_FOUND for a
-  // backend no pool runs; UNIMPLEMENTED when no pool computes the spec.
+  // The pool `job` would run on now: job.pool if that is set; else, among
+  // the pools in service, the least loaded of those whose backend is
+  // job.backend if that is set, else of the first group (in routing order)
+  // whose backend computes job.spec. NOT_FOUND for a backend or pool index
+  // this scheduler does not run; UNAVAILABLE when the pool, or every pool of
+  // the backend, asked for is out of service, or when only pools out of
+  // service compute the spec; UNIMPLEMENTED when no pool computes it.
   // A backend that declines a job at run time (Run returns UNIMPLEMENTED)
-  // hands it, still admitted, to the next pool that computes it.
+  // hands it, still admitted, to the next pool of another backend that
+  // computes it (not to a sibling of its group).
   absl::StatusOr<int> Route(const Job& job) const;
 
   // Routes `job` and admits it (moving from it) or refuses it at once,
@@ -72,17 +92,19 @@ class Scheduler {
   };
   Room RoomFor(const Job& job) const;
   // Calls `callback` once, on some thread, when `room` may be free: at once
-  // if it is now (or pool < 0), else after some job leaves a queue or
-  // finishes. The caller then retries Submit (others may take the room).
+  // if it is now (or pool < 0, or the pool is out of service), else after
+  // some job leaves a queue or finishes, or a pool leaves service. The caller
+  // then retries Submit (others may take the room, or route it elsewhere).
   void NotifyWhenRoom(Room room, std::function<void()> callback);
 
-  // Totals over every pool.
+  // Totals over every pool (workers: over the pools in service).
   int queue_depth() const;
   int running() const;
   int64_t bytes_admitted() const;
   int workers() const;
   std::vector<PoolStatus> pool_status() const;
-  // What each pool's backend says of itself, in routing order.
+  // What each pool's backend says of itself, in routing order (one entry per
+  // pool, so a backend with a pool per GPU appears once per GPU).
   std::vector<BackendInfo> DescribeBackends() const;
 
  private:
@@ -93,17 +115,38 @@ class Scheduler {
   struct PoolState {
     std::vector<std::unique_ptr<Backend>> backends;
     int max_queue = 0;
+    std::string name;       // the backends' Name(), fixed
+    std::string device_id;  // the first backend's Describe().device_id, fixed
     std::condition_variable work_available;
-    std::deque<Queued> queue;  // guarded by Scheduler::mutex_
-    int running = 0;           // guarded by Scheduler::mutex_
+    std::deque<Queued> queue;           // guarded by Scheduler::mutex_
+    int running = 0;                    // guarded by Scheduler::mutex_
+    bool in_service = true;             // guarded by Scheduler::mutex_; never true again
+    std::string out_of_service_reason;  // guarded by Scheduler::mutex_
   };
+  absl::StatusOr<int> RouteLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The backends' names, each once, in routing order, for messages.
+  std::string PoolNamesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The pool in service of the same backend as pools_[first], at index
+  // `first` or later, that computes `spec` with the least load; -1 if none.
+  int LeastLoadedLocked(size_t first, const ConvSpec& spec) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool HasRoomLocked(const PoolState& pool, int64_t bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void WorkerLoop(size_t pool_index, Backend& backend);
-  // Moves a job whose backend declined it at run time (UNIMPLEMENTED) to the
-  // front of the next pool after `from` that computes it; false if none does
-  // or the job asked for its backend by name.
+  // Moves a job that pool `from` cannot run (its backend declined it, or
+  // lost its device) to the front of the least loaded pool of the next
+  // backend after `from`, by another name, that computes it; false if none
+  // does, the job asked for its backend or pool, or the scheduler is stopping.
   bool HandOnLocked(Queued& queued, size_t from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Takes pool `index` out of service for `status` (its device is lost):
+  // hands its queued jobs on, adds those that cannot go to `stranded`, and
+  // wakes its workers. False if it was already out of service.
+  bool TakeOutOfServiceLocked(size_t index, const absl::Status& status,
+                              std::vector<Queued>& stranded) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Fails `jobs` with `status` (lock released while their callbacks run),
+  // releases their bytes and notifies the room waiters.
+  void FailJobs(std::vector<Queued>& jobs, const absl::Status& status,
+                std::unique_lock<std::mutex>& lock);
   // Takes the room waiters and calls them with the lock released.
   void NotifyWaiters(std::unique_lock<std::mutex>& lock);
 

@@ -6,22 +6,42 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/backend_registry.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/server_builder.h"
+#include "server/device_selection.h"
 #include "server/tls.h"
 #include "server/wire.h"
+#include "spdlog/spdlog.h"
 
 namespace convserve::server {
 namespace {
 
 constexpr char kServiceName[] = "convserve.v1.ConvService";
 
-// The worker pools `config` asks for, in routing order: the main pool of
-// config.backend, then the fallback pool for what that backend cannot compute.
-absl::StatusOr<std::vector<Scheduler::Pool>> MakePools(
-    const ServerConfig& config, const std::shared_ptr<WeightCache>& weight_cache) {
+// The worker pools `config` asks for, in routing order, and the GPUs found.
+struct Pools {
+  std::vector<Scheduler::Pool> pools;
+  std::vector<ListedDevice> gpus;
+};
+
+// One line on a GPU for the start-up log.
+std::string DescribeGpu(const ListedDevice& gpu) {
+  return absl::StrCat(gpu.info.id, " (", gpu.entry->name, "): ", gpu.info.name, ", ",
+                      absl::StrFormat("%.1f", static_cast<double>(gpu.info.memory_bytes) /
+                                                  static_cast<double>(int64_t{1} << 30)),
+                      " GiB, compute capability ", gpu.info.compute_capability, ", driver CUDA ",
+                      gpu.info.driver_version, ", runtime CUDA ", gpu.info.runtime_version,
+                      ", cuDNN ", gpu.info.library_version);
+}
+
+// One pool of one worker per GPU that config.cuda_devices selects, then the
+// main pool of config.backend, then the fallback pool for what that backend
+// cannot compute.
+absl::StatusOr<Pools> MakePools(const ServerConfig& config,
+                                const std::shared_ptr<WeightCache>& weight_cache) {
   auto make_pool = [&](const BackendEntry& entry, int workers) {
     Scheduler::Pool pool;
     pool.max_queue = config.max_queue;
@@ -35,49 +55,40 @@ absl::StatusOr<std::vector<Scheduler::Pool>> MakePools(
   if (main == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat("unknown backend \"", config.backend, "\""));
   }
-  std::vector<Scheduler::Pool> pools;
-  pools.push_back(make_pool(*main, config.workers));
+  if (main->per_device) {
+    return absl::InvalidArgumentError(absl::StrCat("backend \"", config.backend,
+                                                   "\" runs one worker per GPU; choose its GPUs "
+                                                   "with ",
+                                                   kDevicesFlag));
+  }
+  absl::StatusOr<DeviceSelection> selection =
+      SelectDevices(config.cuda_devices, RegisteredBackends());
+  if (!selection.ok()) return selection.status();
+  if (!selection->note.empty()) spdlog::info("no GPU workers: {}", selection->note);
+
+  Pools pools;
+  for (const ListedDevice& gpu : selection->devices) {
+    if (!gpu.selected) {
+      spdlog::info("GPU {}; not selected by {}", DescribeGpu(gpu), std::string(kDevicesFlag));
+      continue;
+    }
+    spdlog::info("GPU {}", DescribeGpu(gpu));
+    Scheduler::Pool pool;
+    pool.max_queue = config.max_queue;
+    pool.backends.push_back(
+        gpu.entry->make(BackendOptions{.threads = 1,
+                                       .weight_cache = nullptr,
+                                       .device = gpu.info.ordinal,
+                                       .device_weight_cache_bytes = config.gpu_weight_cache_bytes,
+                                       .benchmark_algorithms = config.cuda_benchmark_algorithms}));
+    pools.pools.push_back(std::move(pool));
+  }
+  pools.gpus = std::move(selection->devices);
+  pools.pools.push_back(make_pool(*main, config.workers));
   if (!main->computes_everything && config.fallback_workers > 0) {
-    pools.push_back(make_pool(*fallback, config.fallback_workers));
+    pools.pools.push_back(make_pool(*fallback, config.fallback_workers));
   }
   return pools;
-}
-
-// Runs one small conv2d on every pool and checks its results.
-absl::Status WarmUp(Scheduler& scheduler) {
-  // 1x3x3x1 input of ones, 2x2 filter of ones, VALID: every output is 4.
-  const std::vector<float> input(9, 1.0f), filter(4, 1.0f);
-  OperandInfo info;
-  info.input = {DataType::kFloat32, {1, 3, 3, 1}};
-  info.filter = {DataType::kFloat32, {2, 2, 1, 1}};
-  Conv2DParams params;
-  params.padding = Padding::kValid;
-  absl::StatusOr<ConvSpec> spec = MakeSpec(params, info, SpecLimits{});
-  if (!spec.ok()) return spec.status();
-  for (const Scheduler::PoolStatus& pool : scheduler.pool_status()) {
-    std::vector<float> output(4, 0.0f);
-    std::promise<absl::Status> done;
-    Job job;
-    job.spec = *spec;
-    job.operands.input = {DataType::kFloat32, info.input.shape,
-                          reinterpret_cast<const std::byte*>(input.data())};
-    job.operands.filter = {DataType::kFloat32, info.filter.shape,
-                           reinterpret_cast<const std::byte*>(filter.data())};
-    job.backend = pool.backend;
-    job.output = [&](const ConvSpec& job_spec) {
-      return TensorView{DataType::kFloat32, job_spec.result_shape,
-                        reinterpret_cast<std::byte*>(output.data())};
-    };
-    job.done = [&](const absl::Status& status, const JobReport&) { done.set_value(status); };
-    absl::Status status = scheduler.Submit(job);
-    if (status.ok()) status = done.get_future().get();
-    if (status.ok() && output != std::vector<float>(4, 4.0f)) {
-      status = absl::InternalError("the warm-up convolution gave a wrong result");
-    }
-    if (!status.ok())
-      return absl::Status(status.code(), absl::StrCat(pool.backend, ": ", status.message()));
-  }
-  return absl::OkStatus();
 }
 
 void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& ledger,
@@ -104,9 +115,79 @@ void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& l
                    [weight_cache] { return static_cast<double>(weight_cache->entries()); });
   metrics.AddGauge("convserve_weight_cache_bytes", "Bytes of reordered weights cached.",
                    [weight_cache] { return static_cast<double>(weight_cache->bytes()); });
+  metrics.AddGaugeFamily(
+      "convserve_device_memory_bytes",
+      "Bytes of GPU memory each GPU worker holds (buffers and cached weights), by device.",
+      [&scheduler] {
+        std::vector<Metrics::GaugeSample> samples;
+        for (const Scheduler::PoolStatus& pool : scheduler.pool_status()) {
+          if (pool.device_id == "cpu") continue;
+          samples.push_back({.labels = {{"device", pool.device_id}},
+                             .value = static_cast<double>(pool.device_bytes)});
+        }
+        return samples;
+      });
+  metrics.AddGaugeFamily(
+      "convserve_pool_in_service",
+      "1 while a worker pool computes requests; 0 once it is out of service for good (its "
+      "device was lost), by backend and device.",
+      [&scheduler] {
+        std::vector<Metrics::GaugeSample> samples;
+        for (const Scheduler::PoolStatus& pool : scheduler.pool_status()) {
+          samples.push_back({.labels = {{"backend", pool.backend}, {"device", pool.device_id}},
+                             .value = pool.in_service ? 1.0 : 0.0});
+        }
+        return samples;
+      });
 }
 
 }  // namespace
+
+absl::Status WarmUp(Scheduler& scheduler) {
+  // 1x3x3x1 input of ones, 2x2 filter of ones, VALID: every output is 4.
+  const std::vector<float> input(9, 1.0f), filter(4, 1.0f);
+  OperandInfo info;
+  info.input = {DataType::kFloat32, {1, 3, 3, 1}};
+  info.filter = {DataType::kFloat32, {2, 2, 1, 1}};
+  Conv2DParams params;
+  params.padding = Padding::kValid;
+  absl::StatusOr<ConvSpec> spec = MakeSpec(params, info, SpecLimits{});
+  if (!spec.ok()) return spec.status();
+  const std::vector<Scheduler::PoolStatus> pools = scheduler.pool_status();
+  for (size_t i = 0; i < pools.size(); ++i) {
+    std::vector<float> output(4, 0.0f);
+    std::promise<absl::Status> done;
+    Job job;
+    job.spec = *spec;
+    job.operands.input = {DataType::kFloat32, info.input.shape,
+                          reinterpret_cast<const std::byte*>(input.data())};
+    job.operands.filter = {DataType::kFloat32, info.filter.shape,
+                           reinterpret_cast<const std::byte*>(filter.data())};
+    job.pool = static_cast<int>(i);
+    job.output = [&](const ConvSpec& job_spec) {
+      return TensorView{DataType::kFloat32, job_spec.result_shape,
+                        reinterpret_cast<std::byte*>(output.data())};
+    };
+    job.done = [&](const absl::Status& status, const JobReport&) { done.set_value(status); };
+    absl::Status status = scheduler.Submit(job);
+    if (status.ok()) status = done.get_future().get();
+    if (status.ok() && output != std::vector<float>(4, 4.0f)) {
+      status = absl::InternalError("the warm-up convolution gave a wrong result");
+    }
+    if (status.ok()) continue;
+    const Scheduler::PoolStatus& pool = pools[i];
+    const std::string where =
+        pool.device_id == "cpu" ? pool.backend : absl::StrCat(pool.backend, " on ", pool.device_id);
+    if (absl::IsUnavailable(status) && pool.device_id != "cpu" &&
+        !scheduler.pool_status()[i].in_service) {
+      spdlog::warn("warm-up: {} cannot be used, the server starts without it: {}", where,
+                   std::string(status.message()));
+      continue;
+    }
+    return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
+  }
+  return absl::OkStatus();
+}
 
 RunningServer::~RunningServer() {
   metrics_http_.reset();
@@ -150,9 +231,10 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
       static_cast<int64_t>(static_cast<double>(config.filter_store_bytes) *
                            config.quota_filter_share));
   running->weight_cache_ = std::make_shared<WeightCache>(config.weight_cache_bytes);
-  absl::StatusOr<std::vector<Scheduler::Pool>> pools = MakePools(config, running->weight_cache_);
+  absl::StatusOr<Pools> pools = MakePools(config, running->weight_cache_);
   if (!pools.ok()) return pools.status();
-  running->scheduler_ = std::make_unique<Scheduler>(config.memory_budget_bytes, std::move(*pools));
+  running->scheduler_ =
+      std::make_unique<Scheduler>(config.memory_budget_bytes, std::move(pools->pools));
   if (absl::Status warm = WarmUp(*running->scheduler_); !warm.ok()) {
     return absl::InternalError(absl::StrCat("warm-up failed: ", warm.message()));
   }
@@ -169,7 +251,7 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   }
   running->service_ = std::make_unique<ConvServiceImpl>(
       config, running->authenticator_.get(), running->pipeline_.get(), running->ledger_.get(),
-      running->scheduler_.get(), running->filters_.get());
+      running->scheduler_.get(), running->filters_.get(), std::move(pools->gpus));
   running->echo_service_ = std::make_unique<EchoServiceImpl>(config.max_message_bytes);
   AddGauges(*running->metrics_, *running->scheduler_, *running->ledger_, *running->filters_,
             running->weight_cache_);

@@ -60,10 +60,21 @@ class RunningServer {
   int port_ = 0;
 };
 
-// Builds the worker pools and the scheduler, runs a warm-up convolution on each pool,
-// then starts serving (health SERVING) and, if configured, the metrics page.
-// INVALID_ARGUMENT for a bad config, UNAVAILABLE if an address cannot be
-// bound, INTERNAL if the warm-up fails.
+// Runs one small conv2d on every pool of `scheduler` (each by Job::pool) and
+// checks its result. A pool off the CPU whose device cannot be used (its Run
+// returned UNAVAILABLE, so the scheduler took it out of service) is logged and
+// skipped; any other failure is returned, naming the pool. StartServer calls
+// it before serving.
+absl::Status WarmUp(Scheduler& scheduler);
+
+// Builds the worker pools (one per GPU that config.cuda_devices selects,
+// then the CPU pools) and the scheduler, runs a warm-up convolution on each
+// pool, then starts serving (health SERVING) and, if configured, the metrics
+// page. A GPU pool whose device cannot be used at warm-up (UNAVAILABLE) is
+// taken out of service, logged, and the server starts without it.
+// INVALID_ARGUMENT for a bad config (including GPUs asked for by ordinal that
+// cannot be used), UNAVAILABLE if an address cannot be bound, INTERNAL if any
+// other warm-up fails.
 absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& config);
 
 }  // namespace convserve::server

@@ -29,6 +29,18 @@ struct ServerConfig {
   // computes the requests `backend` cannot; none is started when `backend`
   // computes everything. 0: those requests get UNIMPLEMENTED.
   int fallback_workers = 1;
+  // GPUs to run workers on, one pool of one worker each, ahead of the CPU
+  // pools (server/device_selection.h): "all" (every device the per-device
+  // backends list; none found or a build without CUDA runs on the CPU alone,
+  // and says why in one log line), "none", or comma-separated CUDA ordinals
+  // ("0,1"), which must all be usable or the server does not start.
+  std::string cuda_devices = "all";
+  // Bytes of filters each GPU worker keeps in device memory (LRU).
+  int64_t gpu_weight_cache_bytes = int64_t{256} << 20;
+  // Whether GPU workers time cuDNN's algorithms and run the fastest, which may
+  // change a result's bytes from run to run; off: each spec always runs the
+  // same algorithm.
+  bool cuda_benchmark_algorithms = false;
   // Requests admitted but not yet running; more are refused with RESOURCE_EXHAUSTED.
   int max_queue = 64;
   // Bytes that admitted requests (queued or running) may hold in tensors,

@@ -212,6 +212,9 @@ absl::StatusOr<ParsedRequest> ParseConvRequest(const v1::ConvRequest& request,
   }
   CONVSERVE_ASSIGN_OR_RETURN(info.activation, FromProto(request.activation()));
   CONVSERVE_ASSIGN_OR_RETURN(parsed.spec, MakeSpec(params, info, limits));
+  // A float32 opt-in; other dtypes ignore it.
+  parsed.spec.allow_reduced_precision =
+      request.allow_reduced_precision() && parsed.spec.dtype == DataType::kFloat32;
   return parsed;
 }
 
@@ -221,6 +224,17 @@ void ToProto(const BackendInfo& info, v1::BackendInfo* proto) {
   proto->set_device(info.device);
   for (DataType dtype : info.native_dtypes) proto->add_dtypes(ToProto(dtype));
   proto->set_notes(info.notes);
+}
+
+void ToProto(const DeviceInfo& info, v1::GpuInfo* proto) {
+  proto->set_id(info.id);
+  proto->set_ordinal(info.ordinal);
+  proto->set_name(info.name);
+  proto->set_memory_bytes(info.memory_bytes);
+  proto->set_compute_capability(info.compute_capability);
+  proto->set_driver_version(info.driver_version);
+  proto->set_runtime_version(info.runtime_version);
+  proto->set_cudnn_version(info.library_version);
 }
 
 TensorView AllocateOutput(const ConvSpec& spec, v1::ConvResponse* response) {

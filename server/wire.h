@@ -5,6 +5,7 @@
 #include "absl/status/statusor.h"
 #include "convserve/v1/convserve.pb.h"
 #include "core/backend.h"
+#include "core/backend_registry.h"
 #include "core/conv_spec.h"
 #include "core/make_spec.h"
 #include "server/filter_store.h"
@@ -38,6 +39,9 @@ absl::StatusOr<ConstTensorView> ViewTensor(const v1::Tensor& tensor, absl::strin
 
 // What GetServerInfo says of a backend.
 void ToProto(const BackendInfo& info, v1::BackendInfo* proto);
+// What GetServerInfo says of a GPU: every field but in_service and
+// out_of_service_reason, which come from its worker pool.
+void ToProto(const DeviceInfo& info, v1::GpuInfo* proto);
 
 // Sizes response->output for the spec's result and returns a view of its bytes,
 // valid until `response` is changed.

@@ -21,12 +21,54 @@ ConvSpec Conv2D(DataType dtype, Shape input = {1, 3, 3, 1}) {
   return *spec;
 }
 
-TEST(BackendRegistry, ListsOneDnnFirstThenTheReference) {
+TEST(BackendRegistry, ListsOneDnnFirstThenTheReferenceThenCudaInCudaBuilds) {
+#ifdef CONVSERVE_HAS_CUDA_BACKEND
+  EXPECT_THAT(BackendNames(), ElementsAre("onednn", "reference", "cuda"));
+  ASSERT_NE(FindBackend("cuda"), nullptr);
+  EXPECT_TRUE(FindBackend("cuda")->per_device);
+  EXPECT_NE(FindBackend("cuda")->list_devices, nullptr);
+#else
   EXPECT_THAT(BackendNames(), ElementsAre("onednn", "reference"));
   EXPECT_EQ(FindBackend("cuda"), nullptr);
+#endif
+  for (const BackendEntry& entry : RegisteredBackends()) {
+    EXPECT_EQ(entry.per_device, entry.list_devices != nullptr) << entry.name;
+  }
   ASSERT_NE(FindBackend(kFallbackBackend), nullptr);
   EXPECT_TRUE(FindBackend(kFallbackBackend)->computes_everything);
 }
+
+#ifdef CONVSERVE_HAS_CUDA_BACKEND
+// Without a usable device (every build machine without a GPU), the cuda
+// entry says why in one line, and a backend made for a device anyway is
+// UNAVAILABLE on every Run (the scheduler then takes its pool out of
+// service) instead of failing to build or crashing.
+TEST(BackendRegistry, CudaWithoutADeviceIsUnavailable) {
+  const BackendEntry& cuda = *FindBackend("cuda");
+  const absl::StatusOr<std::vector<DeviceInfo>> devices = cuda.list_devices();
+  if (devices.ok()) GTEST_SKIP() << "this machine has a CUDA device";
+  EXPECT_EQ(devices.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(devices.status().message()), ::testing::StartsWith("no CUDA device"));
+  BackendOptions options;
+  options.device = 0;
+  std::unique_ptr<Backend> backend = cuda.make(options);
+  EXPECT_EQ(backend->Describe().device_id, "cuda:0");
+  const ConvSpec spec = Conv2D(DataType::kFloat32);
+  const std::vector<float> input(9, 1.0f), filter(4, 1.0f);
+  std::vector<float> output(4, -1.0f);
+  Operands operands;
+  operands.input = {
+      DataType::kFloat32, {1, 3, 3, 1}, reinterpret_cast<const std::byte*>(input.data())};
+  operands.filter = {
+      DataType::kFloat32, {2, 2, 1, 1}, reinterpret_cast<const std::byte*>(filter.data())};
+  const absl::Status status = backend->Run(
+      spec, operands,
+      {DataType::kFloat32, spec.result_shape, reinterpret_cast<std::byte*>(output.data())});
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_EQ(output, std::vector<float>(4, -1.0f)) << "nothing written";
+  EXPECT_EQ(backend->DeviceBytes(), 0);
+}
+#endif
 
 TEST(BackendRegistry, EveryFactoryBuildsABackendOfItsName) {
   auto cache = std::make_shared<WeightCache>(int64_t{1} << 20);

@@ -7,6 +7,7 @@
 #include "core/reference/reference_backend.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/conv_service.h"
 #include "service_test_util.h"
 
 namespace convserve::server {
@@ -82,6 +83,7 @@ TEST_F(ConvCallTest, BuildsAJobThatComputesIntoTheResponseAndRecordsIt) {
   report.queued = std::chrono::microseconds(7);
   report.compute = std::chrono::microseconds(9);
   report.backend = "reference";
+  report.device = "cpu";
   job->done(absl::OkStatus(), report);
   ASSERT_TRUE(finished_);
   EXPECT_TRUE(finished_->ok());
@@ -89,7 +91,81 @@ TEST_F(ConvCallTest, BuildsAJobThatComputesIntoTheResponseAndRecordsIt) {
   EXPECT_EQ(response.timing().queue_us(), 7);
   EXPECT_EQ(response.timing().compute_us(), 9);
   EXPECT_EQ(response.timing().backend(), "reference");
+  EXPECT_EQ(response.timing().device(), "cpu");
   EXPECT_EQ(Count("OK"), "1");
+  EXPECT_THAT(metrics_.Render(), HasSubstr("convserve_device_requests_total{device=\"cpu\"} 1\n"));
+}
+
+TEST_F(ConvCallTest, ReducedPrecisionReachesTheSpecForFloat32Only) {
+  for (const DataType dtype : {DataType::kFloat32, DataType::kFloat64, DataType::kFloat16}) {
+    for (const bool allow : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << TfTypeName(dtype) << " allow=" << allow);
+      v1::ConvRequest request = OnesRequest();
+      *request.mutable_input() = MakeTensor(dtype, {1, 3, 3, 1}, std::vector<double>(9, 1));
+      *request.mutable_filter()->mutable_tensor() =
+          MakeTensor(dtype, {2, 2, 1, 1}, std::vector<double>(4, 1));
+      request.set_allow_reduced_precision(allow);
+      v1::ConvResponse response;
+      absl::StatusOr<Job> job = pipeline_.Prepare(request, &response, {}, Capture());
+      ASSERT_TRUE(job.ok()) << job.status();
+      EXPECT_EQ(job->spec.allow_reduced_precision, allow && dtype == DataType::kFloat32);
+    }
+  }
+}
+
+TEST_F(ConvCallTest, AFailedJobCountsOnNoDevice) {
+  v1::ConvResponse response;
+  absl::StatusOr<Job> job = pipeline_.Prepare(OnesRequest(), &response, {}, Capture());
+  ASSERT_TRUE(job.ok());
+  JobReport report;
+  report.backend = "gpu";
+  report.device = "cuda:0";
+  job->done(absl::UnavailableError("the device was lost"), report);
+  EXPECT_FALSE(response.has_timing());
+  EXPECT_THAT(metrics_.Render(), Not(HasSubstr("device=\"cuda:0\"")));
+}
+
+TEST(AddGpuInfosTest, EachGpuWithItsPoolsState) {
+  const BackendEntry gpu_backend{.name = "cuda", .per_device = true};
+  auto device = [&](int ordinal, bool selected) {
+    ListedDevice listed{.entry = &gpu_backend, .selected = selected};
+    listed.info.id = "cuda:" + std::to_string(ordinal);
+    listed.info.ordinal = ordinal;
+    listed.info.name = "GPU " + std::to_string(ordinal);
+    listed.info.memory_bytes = int64_t{80} << 30;
+    listed.info.compute_capability = "9.0";
+    listed.info.driver_version = "13.0";
+    listed.info.runtime_version = "12.8";
+    listed.info.library_version = "9.19.0";
+    return listed;
+  };
+  const std::vector<ListedDevice> gpus = {device(0, true), device(1, true), device(2, false)};
+  const std::vector<Scheduler::PoolStatus> pools = {
+      {.backend = "cuda", .device_id = "cuda:0", .workers = 1},
+      {.backend = "cuda",
+       .device_id = "cuda:1",
+       .workers = 1,
+       .in_service = false,
+       .out_of_service_reason = "the device was lost"},
+      {.backend = "onednn", .device_id = "cpu", .workers = 2}};
+  v1::ServerInfo info;
+  AddGpuInfos(gpus, pools, &info);
+  ASSERT_EQ(info.gpus_size(), 3);
+  const v1::GpuInfo& first = info.gpus(0);
+  EXPECT_EQ(first.id(), "cuda:0");
+  EXPECT_EQ(first.ordinal(), 0);
+  EXPECT_EQ(first.name(), "GPU 0");
+  EXPECT_EQ(first.memory_bytes(), int64_t{80} << 30);
+  EXPECT_EQ(first.compute_capability(), "9.0");
+  EXPECT_EQ(first.driver_version(), "13.0");
+  EXPECT_EQ(first.runtime_version(), "12.8");
+  EXPECT_EQ(first.cudnn_version(), "9.19.0");
+  EXPECT_TRUE(first.in_service());
+  EXPECT_EQ(first.out_of_service_reason(), "");
+  EXPECT_FALSE(info.gpus(1).in_service());
+  EXPECT_EQ(info.gpus(1).out_of_service_reason(), "the device was lost");
+  EXPECT_FALSE(info.gpus(2).in_service());
+  EXPECT_EQ(info.gpus(2).out_of_service_reason(), "not selected by --cuda-devices");
 }
 
 TEST_F(ConvCallTest, AnInvalidRequestIsRecordedAndReturnedWithoutFinishing) {

@@ -29,6 +29,7 @@ class ConvClientTest : public ::testing::Test {
     server::ServerConfig config;
     config.address = "127.0.0.1:0";
     config.backend = "reference";  // exact sums for the literal expectations
+    config.cuda_devices = "none";
     auto server = server::StartServer(config);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);

@@ -56,6 +56,10 @@ std::vector<FlagCase> FlagCases() {
        [](const ServerConfig& c) { EXPECT_EQ(c.fallback_workers, 0); }},
       {"--threads-per-worker", "CONVSERVE_THREADS_PER_WORKER", "1",
        [](const ServerConfig& c) { EXPECT_EQ(c.threads_per_worker, 1); }},
+      {"--cuda-devices", "CONVSERVE_CUDA_DEVICES", "1,0",
+       [](const ServerConfig& c) { EXPECT_EQ(c.cuda_devices, "1,0"); }},
+      {"--gpu-weight-cache-mb", "CONVSERVE_GPU_WEIGHT_CACHE_MB", "64",
+       [](const ServerConfig& c) { EXPECT_EQ(c.gpu_weight_cache_bytes, 64 * kMiB); }},
       {"--max-queue", "CONVSERVE_MAX_QUEUE", "7",
        [](const ServerConfig& c) { EXPECT_EQ(c.max_queue, 7); }},
       {"--memory-budget-mb", "CONVSERVE_MEMORY_BUDGET_MB", "300",
@@ -117,8 +121,9 @@ class FlagsTest : public ::testing::Test {
   void TearDown() override { ClearEnv(); }
   static void ClearEnv() {
     for (const FlagCase& c : FlagCases()) unsetenv(c.env.c_str());
-    for (const char* tls : {"CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_TLS_CLIENT_CA"}) {
-      unsetenv(tls);
+    for (const char* name : {"CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_TLS_CLIENT_CA",
+                             "CONVSERVE_CUDA_BENCHMARK_ALGORITHMS"}) {
+      unsetenv(name);
     }
   }
 };
@@ -145,8 +150,39 @@ TEST_F(FlagsTest, Defaults) {
   EXPECT_EQ(r.config.max_connection_age.count(), 0);
   EXPECT_EQ(r.config.log_level, "info");
   EXPECT_EQ(r.config.log_format, "text");
+  EXPECT_EQ(r.config.cuda_devices, "all");
+  EXPECT_EQ(r.config.gpu_weight_cache_bytes, 256 * kMiB);
+  EXPECT_FALSE(r.config.cuda_benchmark_algorithms);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "");
+}
+
+TEST_F(FlagsTest, CudaDevicesAreAllNoneOrOrdinalsInCanonicalForm) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"all", "all"}, {" ALL ", "all"}, {"None", "none"}, {"0", "0"}, {"1, 0 ,3", "1,0,3"}};
+  for (const auto& [value, canonical] : cases) {
+    const ParseResult r = Parse({"--cuda-devices", value});
+    ASSERT_EQ(r.exit_code, std::nullopt) << value << ": " << r.err;
+    EXPECT_EQ(r.config.cuda_devices, canonical);
+  }
+  // Whether the devices exist is for the server's start (the backends list them).
+  const ParseResult any = Parse({"--cuda-devices", "7"});
+  ASSERT_EQ(any.exit_code, std::nullopt) << any.err;
+}
+
+TEST_F(FlagsTest, CudaBenchmarkAlgorithmsIsASwitch) {
+  EXPECT_TRUE(Parse({"--cuda-benchmark-algorithms"}).config.cuda_benchmark_algorithms);
+  const ParseResult off = Parse({"--cuda-benchmark-algorithms=false"});
+  ASSERT_EQ(off.exit_code, std::nullopt) << off.err;
+  EXPECT_FALSE(off.config.cuda_benchmark_algorithms);
+  setenv("CONVSERVE_CUDA_BENCHMARK_ALGORITHMS", "true", 1);
+  const ParseResult from_env = Parse({});
+  ASSERT_EQ(from_env.exit_code, std::nullopt) << from_env.err;
+  EXPECT_TRUE(from_env.config.cuda_benchmark_algorithms);
+  const ParseResult help = Parse({"--help"});
+  EXPECT_THAT(help.out, HasSubstr("--cuda-benchmark-algorithms"));
+  EXPECT_THAT(help.out, HasSubstr("CONVSERVE_CUDA_BENCHMARK_ALGORITHMS"));
+  EXPECT_THAT(help.out, HasSubstr("change from run to run"));
 }
 
 TEST_F(FlagsTest, ThreadsPerWorkerDefaultsToCoresOverWorkers) {
@@ -299,6 +335,10 @@ TEST_F(FlagsTest, ValidationErrorsExitNonZeroWithAClearMessage) {
       {{"--grace-period-s", "soon"}, "'soon' is not a number of seconds"},
       {{"--max-connection-age-s", "-1"}, "--max-connection-age-s: must be from 0"},
       {{"--backend", "cuda"}, "--backend: cuda not in {onednn,reference}"},
+      {{"--cuda-devices", "some"}, "--cuda-devices: \"some\": \"some\" is not a device ordinal"},
+      {{"--cuda-devices", "0,0"}, "device 0 is given twice; give all, none, or comma-separated"},
+      {{"--cuda-devices", ""}, "is not a device ordinal"},
+      {{"--gpu-weight-cache-mb", "-1"}, "--gpu-weight-cache-mb: must be a whole number, 0 or more"},
       {{"--fallback-workers", "-1"}, "--fallback-workers: must be a whole number, 0 or more"},
       {{"--log-level", "verbose"}, "--log-level: verbose not in"},
       {{"--log-format", "xml"}, "--log-format: xml not in {text,json}"},
@@ -363,14 +403,32 @@ TEST(DescribeConfigTest, MentionsEveryField) {
   config.max_connection_age = std::chrono::milliseconds(60000);
   config.log_level = "warn";
   config.log_format = "json";
+  config.cuda_devices = "0,1";
+  config.gpu_weight_cache_bytes = 64 * kMiB;
+  config.cuda_benchmark_algorithms = true;
   const std::string line = DescribeConfig(config);
   EXPECT_EQ(line.find('\n'), std::string::npos);
-  for (const char* pair :
-       {"address=127.0.0.1:1234", "metrics-address=127.0.0.1:9100", "max-message-mb=100",
-        "max-output-elements=4242", "backend=reference", "workers=3", "threads-per-worker=5",
-        "max-queue=11", "memory-budget-mb=700", "max-request-mb=70", "max-streams=13",
-        "stream-window=17", "weight-cache-mb=0.5", "filter-store-mb=19", "grace-period-s=1.5",
-        "max-connection-age-s=60", "log-level=warn", "log-format=json"}) {
+  for (const char* pair : {"address=127.0.0.1:1234",
+                           "metrics-address=127.0.0.1:9100",
+                           "max-message-mb=100",
+                           "max-output-elements=4242",
+                           "backend=reference",
+                           "workers=3",
+                           "threads-per-worker=5",
+                           "max-queue=11",
+                           "memory-budget-mb=700",
+                           "max-request-mb=70",
+                           "max-streams=13",
+                           "stream-window=17",
+                           "weight-cache-mb=0.5",
+                           "filter-store-mb=19",
+                           "grace-period-s=1.5",
+                           "max-connection-age-s=60",
+                           "log-level=warn",
+                           "log-format=json",
+                           "cuda-devices=0,1",
+                           "gpu-weight-cache-mb=64",
+                           "cuda-benchmark-algorithms=true"}) {
     EXPECT_THAT(line, HasSubstr(pair));
   }
 }

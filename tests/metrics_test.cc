@@ -135,6 +135,12 @@ TEST(MetricsTest, EmptyRendersEveryFamilyWithZeroCounters) {
             "convserve_bytes_sent_total 0\n"
             "# HELP convserve_compute_seconds Seconds Conv requests spent computing.\n"
             "# TYPE convserve_compute_seconds histogram\n"
+            "# HELP convserve_device_compute_seconds_total Seconds spent computing requests, by "
+            "device (\"cpu\", or a GPU such as \"cuda:0\").\n"
+            "# TYPE convserve_device_compute_seconds_total counter\n"
+            "# HELP convserve_device_requests_total Requests computed, by device (\"cpu\", or a "
+            "GPU such as \"cuda:0\").\n"
+            "# TYPE convserve_device_requests_total counter\n"
             "# HELP convserve_queue_seconds Seconds Conv requests waited in the queue before a "
             "worker took them.\n"
             "# TYPE convserve_queue_seconds histogram\n"
@@ -165,6 +171,61 @@ TEST(MetricsTest, CountsRequestsByOpDtypeAndCode) {
           "convserve_requests_total{op=\"depthwise_conv2d\",dtype=\"bfloat16\",code=\"OK\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("\nconvserve_bytes_received_total 16\n"));
   EXPECT_THAT(text, HasSubstr("\nconvserve_bytes_sent_total 22\n"));
+}
+
+TEST(MetricsTest, CountsRequestsAndComputeSecondsByDevice) {
+  Metrics metrics;
+  metrics.RecordDeviceCompute("cuda:0", 0.5);
+  metrics.RecordDeviceCompute("cuda:0", 0.25);
+  metrics.RecordDeviceCompute("cpu", 0.125);
+  metrics.RecordDeviceCompute("cuda:1", std::nan(""));  // counts, as zero seconds
+  metrics.RecordDeviceCompute("cuda:1", -1);
+  const std::string text = metrics.Render();
+  CheckExposition(text);
+  EXPECT_THAT(text, HasSubstr("# TYPE convserve_device_requests_total counter\n"
+                              "convserve_device_requests_total{device=\"cpu\"} 1\n"
+                              "convserve_device_requests_total{device=\"cuda:0\"} 2\n"
+                              "convserve_device_requests_total{device=\"cuda:1\"} 2\n"));
+  EXPECT_EQ(Sample(text, "convserve_device_compute_seconds_total{device=\"cuda:0\"}"), 0.75);
+  EXPECT_EQ(Sample(text, "convserve_device_compute_seconds_total{device=\"cpu\"}"), 0.125);
+  EXPECT_EQ(Sample(text, "convserve_device_compute_seconds_total{device=\"cuda:1\"}"), 0);
+}
+
+TEST(MetricsTest, GaugeFamiliesRenderOneSeriesPerLabelSetAtRenderTime) {
+  Metrics metrics;
+  std::atomic<int> in_service{1};
+  metrics.AddGaugeFamily("convserve_pool_in_service", "Pools in service.", [&in_service] {
+    return std::vector<Metrics::GaugeSample>{
+        {.labels = {{"backend", "gpu"}, {"device", "cuda:0"}},
+         .value = static_cast<double>(in_service.load())},
+        {.labels = {{"backend", "cpu \"main\""}, {"device", "cpu"}}, .value = 1}};
+  });
+  metrics.AddGaugeFamily("convserve_device_memory_bytes", "None yet.",
+                         [] { return std::vector<Metrics::GaugeSample>{}; });
+  metrics.AddGaugeFamily("convserve_unlabelled", "A sample with no labels.",
+                         [] { return std::vector<Metrics::GaugeSample>{{.value = 2.5}}; });
+  std::string text = metrics.Render();
+  CheckExposition(text);
+  EXPECT_THAT(
+      text,
+      HasSubstr("# HELP convserve_pool_in_service Pools in service.\n"
+                "# TYPE convserve_pool_in_service gauge\n"
+                "convserve_pool_in_service{backend=\"gpu\",device=\"cuda:0\"} 1\n"
+                "convserve_pool_in_service{backend=\"cpu \\\"main\\\"\",device=\"cpu\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE convserve_device_memory_bytes gauge\n# HELP"));
+  EXPECT_THAT(text, HasSubstr("\nconvserve_unlabelled 2.5\n"));
+  in_service = 0;
+  text = metrics.Render();
+  EXPECT_THAT(text, HasSubstr("convserve_pool_in_service{backend=\"gpu\",device=\"cuda:0\"} 0\n"));
+
+  // The built-in families' names are taken; a family without a function is ignored.
+  metrics.AddGaugeFamily("convserve_device_requests_total", "clash",
+                         [] { return std::vector<Metrics::GaugeSample>{{.value = 1}}; });
+  metrics.AddGaugeFamily("no_function", "h", nullptr);
+  text = metrics.Render();
+  CheckExposition(text);
+  EXPECT_THAT(text, Not(HasSubstr("clash")));
+  EXPECT_THAT(text, Not(HasSubstr("no_function")));
 }
 
 TEST(MetricsTest, HistogramBucketsAreCumulativeWithInclusiveBounds) {

@@ -75,6 +75,19 @@ TEST_F(RequestBuilderTest, Conv2DTakesTensorFlowsArguments) {
   )pb")));
 }
 
+TEST_F(RequestBuilderTest, ReducedPrecisionIsAnOptInOfTheRequest) {
+  absl::StatusOr<v1::ConvRequest> plain = BuildRequest("conv2d", {.padding = "VALID"}, Tensors());
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->allow_reduced_precision());
+  absl::StatusOr<v1::ConvRequest> reduced =
+      BuildRequest("conv2d", {.padding = "VALID"}, Tensors(), {.allow_reduced_precision = true});
+  ASSERT_TRUE(reduced.ok()) << reduced.status();
+  EXPECT_THAT(*reduced, EqualsProto(Expected(std::string(kOperands) + R"pb(
+    conv2d { padding: PADDING_VALID }
+    allow_reduced_precision: true
+  )pb")));
+}
+
 TEST_F(RequestBuilderTest, ExplicitPaddingAsPairsOrAsTheRawOpsList) {
   absl::StatusOr<v1::ConvRequest> pairs = BuildRequest(
       "depthwise_conv2d",

@@ -76,6 +76,7 @@ class TlsTest : public ::testing::Test {
     config.address = "127.0.0.1:0";
     config.metrics_address = "127.0.0.1:0";
     config.backend = "reference";
+    config.cuda_devices = "none";
     config.tls_cert_file = Path("server.pem");
     config.tls_key_file = Path("server.key");
     if (mutual) config.tls_client_ca_file = Path("client-ca.pem");

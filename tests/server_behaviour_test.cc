@@ -33,6 +33,7 @@ namespace convserve::server {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -205,6 +206,7 @@ class BehaviourTest : public ::testing::Test {
     ServerConfig config;
     config.backend = "reference";
     config.workers = workers;
+    config.cuda_devices = "none";  // the CPU pools' behaviour, GPUs or not
     return config;
   }
 
@@ -949,6 +951,14 @@ TEST_F(BehaviourTest, MetricsPageCountsKnownTraffic) {
   EXPECT_EQ(SeriesValue(page, "convserve_weight_cache_bytes"), 0);
   EXPECT_THAT(page, HasSubstr("# TYPE convserve_queue_depth gauge\n"));
   EXPECT_THAT(page, HasSubstr("# TYPE convserve_requests_total counter\n"));
+  // Per device: the requests computed (not the refused), each pool's state,
+  // and no GPU memory series without GPU workers.
+  EXPECT_EQ(SeriesValue(page, "convserve_device_requests_total{device=\"cpu\"}"), 4);
+  EXPECT_GE(SeriesValue(page, "convserve_device_compute_seconds_total{device=\"cpu\"}"), 0);
+  EXPECT_EQ(SeriesValue(page, "convserve_pool_in_service{backend=\"reference\",device=\"cpu\"}"),
+            1);
+  EXPECT_THAT(page, HasSubstr("# TYPE convserve_device_memory_bytes gauge\n"));
+  EXPECT_THAT(page, Not(HasSubstr("convserve_device_memory_bytes{")));
 }
 
 TEST_F(BehaviourTest, MetricsGaugesShowWorkInFlight) {

@@ -35,6 +35,7 @@ class ServiceTest : public ::testing::Test {
     ServerConfig config;
     config.backend = "reference";
     config.workers = 2;
+    config.cuda_devices = "none";  // the CPU pools, GPUs or not
     return config;
   }
 
@@ -412,6 +413,44 @@ TEST_F(ServiceTest, ConcurrentCallsAllGetTheirOwnAnswer) {
   EXPECT_EQ(correct.load(), kThreads * kCalls);
 }
 
+TEST_F(ServiceTest, RepliesSayWhichDeviceComputedThem) {
+  v1::ConvResponse response;
+  ASSERT_TRUE(Call(MakeRequest(AllOps()[2], DataType::kFloat32, rng_), &response).ok());
+  EXPECT_EQ(response.timing().backend(), "reference");
+  EXPECT_EQ(response.timing().device(), "cpu");
+  // Allowing reduced precision changes nothing on the CPU: float32 in full.
+  v1::ConvRequest request = MakeRequest(AllOps()[2], DataType::kFloat32, rng_);
+  const std::string exact = ComputeInProcess(request).data();
+  request.set_allow_reduced_precision(true);
+  ASSERT_TRUE(Call(request, &response).ok());
+  EXPECT_EQ(response.output().data(), exact);
+}
+
+TEST_F(ServiceTest, GpusAskedForByOrdinalMustBeUsable) {
+  ServerConfig config = ReferenceConfig();
+  config.address = "127.0.0.1:0";
+  config.cuda_devices = "99";
+  auto server = StartServer(config);
+  ASSERT_FALSE(server.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(server.status())) << server.status();
+  EXPECT_THAT(server.status().message(), HasSubstr("--cuda-devices 99: "));
+}
+
+TEST_F(ServiceTest, AllGpusStartsWhateverTheMachineHas) {
+  ServerConfig config = ReferenceConfig();
+  config.cuda_devices = "all";
+  Start(config);
+  grpc::ClientContext context;
+  v1::ServerInfo info;
+  ASSERT_TRUE(stub_->GetServerInfo(&context, v1::GetServerInfoRequest(), &info).ok());
+  // One pool per GPU ahead of the reference pool (none without GPUs).
+  for (const v1::GpuInfo& gpu : info.gpus()) EXPECT_THAT(gpu.id(), StartsWith("cuda:"));
+  EXPECT_EQ(info.backends_size(), info.gpus_size() + 1);
+  EXPECT_EQ(info.backends(info.backends_size() - 1).name(), "reference");
+  ExpectMatchesInProcess(
+      MakeRequest(AllOps()[2], DataType::kInt32, rng_));  // no GPU computes int32
+}
+
 TEST_F(ServiceTest, ServerInfoListsOpsDtypesAndLimits) {
   grpc::ClientContext context;
   v1::ServerInfo info;
@@ -424,6 +463,7 @@ TEST_F(ServiceTest, ServerInfoListsOpsDtypesAndLimits) {
   EXPECT_EQ(info.dtypes_size(), 5);
   ASSERT_EQ(info.backends_size(), 1);
   EXPECT_EQ(info.backends(0).name(), "reference");
+  EXPECT_EQ(info.gpus_size(), 0) << "told to use none";
   EXPECT_EQ(info.limits().workers(), 2);
   EXPECT_EQ(info.limits().max_message_bytes(), int64_t{256} << 20);
   EXPECT_EQ(info.limits().max_output_elements(), int64_t{1} << 28);
@@ -568,6 +608,7 @@ class OneDnnServiceTest : public ServiceTest {
   void SetUp() override {
     ServerConfig config;
     config.workers = 2;
+    config.cuda_devices = "none";
     Start(config);
   }
 };
