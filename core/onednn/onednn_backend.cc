@@ -46,10 +46,36 @@ bool NativeBFloat16(const ConvSpec& s) {
   return true;
 }
 
+// Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX), so
+// that a float32 request allowing reduced precision gains from it.
+bool HardwareBFloat16() {
+  static const bool hardware = [] {
+    const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+    return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+  }();
+  return hardware;
+}
+
+// Whether `s` computes in bfloat16 though its dtype is float32: the request
+// allows reduced precision and the hardware multiplies bfloat16.
+bool ReducedFloat32(const ConvSpec& s) {
+  return s.dtype == DataType::kFloat32 && s.allow_reduced_precision && HardwareBFloat16() &&
+         NativeBFloat16(s);
+}
+
 // The type oneDNN computes `s` in: float16 computes in float32 (oneDNN 2.6 has
-// no float16 convolution on CPU), and so does bfloat16 where it cannot run natively.
+// no float16 convolution on CPU), and so does bfloat16 where it cannot run
+// natively; float32 computes in bfloat16 when ReducedFloat32.
 Dt ComputeType(const ConvSpec& s) {
-  return s.dtype == DataType::kBFloat16 && NativeBFloat16(s) ? Dt::bf16 : Dt::f32;
+  return (s.dtype == DataType::kBFloat16 && NativeBFloat16(s)) || ReducedFloat32(s) ? Dt::bf16
+                                                                                    : Dt::f32;
+}
+
+// The type the last stage writes: float32 for float32 requests (a reduced
+// one accumulates in float32 and is not rounded to bfloat16 on the way out),
+// else the compute type.
+Dt ResultType(const ConvSpec& s) {
+  return s.dtype == DataType::kFloat32 ? Dt::f32 : ComputeType(s);
 }
 
 memory::dims Spatial(const std::array<int64_t, kMaxSpatialRank>& dims, int rank) {
@@ -221,15 +247,16 @@ memory InternalOrUser(const memory::desc& internal, const memory::desc& user) {
 std::unique_ptr<Plan> MakePlan(const ConvSpec& s) {
   auto plan = std::make_unique<Plan>();
   const int r = s.rank;
-  const Dt user = UserType(s.dtype), compute = ComputeType(s);
+  const Dt user = UserType(s.dtype), compute = ComputeType(s), result = ResultType(s);
   // Forward geometry: x (input side) and y (output side) of the convolution.
   const memory::desc x_user =
       ActivationDesc(s.batch, s.in_channels, s.input_spatial, r, user, s.channels_last);
-  const memory::desc x_internal =
-      ActivationDesc(s.batch, s.in_channels, s.input_spatial, r, compute, true);
+  const memory::desc x_internal = ActivationDesc(s.batch, s.in_channels, s.input_spatial, r,
+                                                 s.transposed ? result : compute, true);
   const int64_t y_channels = s.out_channels;
-  const memory::desc y_internal =
-      ActivationDesc(s.batch, y_channels, s.output_spatial, r, compute, true);
+  const bool y_is_result = !s.transposed && s.pointwise_out_channels == 0;
+  const memory::desc y_internal = ActivationDesc(s.batch, y_channels, s.output_spatial, r,
+                                                 y_is_result ? result : compute, true);
 
   if (s.transposed) {
     const memory::desc y_user =
@@ -241,7 +268,7 @@ std::unique_ptr<Plan> MakePlan(const ConvSpec& s) {
     plan->dst = InternalOrUser(x_internal, x_user);
   } else if (s.pointwise_out_channels > 0) {
     const memory::desc z_internal =
-        ActivationDesc(s.batch, s.pointwise_out_channels, s.output_spatial, r, compute, true);
+        ActivationDesc(s.batch, s.pointwise_out_channels, s.output_spatial, r, result, true);
     const memory::desc z_user = ActivationDesc(s.batch, s.pointwise_out_channels, s.output_spatial,
                                                r, user, s.channels_last);
     plan->stages.push_back(
@@ -249,7 +276,7 @@ std::unique_ptr<Plan> MakePlan(const ConvSpec& s) {
     plan->stages.push_back(
         ForwardStage(s, PointwiseGeometry(s), y_internal, z_internal, s.has_bias, s.activation));
     plan->intermediate = memory(y_internal, CpuEngine());
-    if (compute != user) {
+    if (compute == Dt::f32 && user != Dt::f32) {
       plan->rounded =
           memory(ActivationDesc(s.batch, y_channels, s.output_spatial, r, user, true), CpuEngine());
       plan->round_down = dnnl::reorder(plan->intermediate, plan->rounded);
@@ -414,7 +441,9 @@ BackendInfo OneDnnBackend::Describe() const {
       .device = Isa(),
       .native_dtypes = {},
       .notes =
-          "float32 and bfloat16 native; float16 computed in float32 and rounded once; "
+          "float32 and bfloat16 native; float32 in bfloat16 with float32 accumulation when a "
+          "request allows reduced precision and the CPU multiplies bfloat16 (AVX512-BF16, AMX); "
+          "float16 computed in float32 and rounded once; "
           "float64, int32, empty tensors and windows with a stride, dilation or pad over 1024 "
           "are not computed here",
   };

@@ -31,6 +31,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -44,6 +45,7 @@
 #include "oneapi/dnnl/dnnl.hpp"
 #include "server/server.h"
 #include "server/server_config.h"
+#include "tests/bench/resnet50_layers.h"
 
 namespace convserve {
 namespace {
@@ -927,14 +929,15 @@ void BM_FilterInlineVsRegistered(benchmark::State& state) {
 // The layer set.
 
 std::vector<Layer> F32Layers() {
-  return {
-      // ResNet-50 3x3 (one per stage) and 1x1 bottleneck layers.
-      {"resnet50_3x3_56x56x64_64", Op::kConv2D, 4, {56, 56}, 64, {3, 3}, 64},
-      {"resnet50_3x3_28x28x128_128", Op::kConv2D, 4, {28, 28}, 128, {3, 3}, 128},
-      {"resnet50_3x3_14x14x256_256", Op::kConv2D, 4, {14, 14}, 256, {3, 3}, 256},
-      {"resnet50_3x3_7x7x512_512", Op::kConv2D, 4, {7, 7}, 512, {3, 3}, 512},
-      {"resnet50_1x1_56x56x256_64", Op::kConv2D, 8, {56, 56}, 256, {1, 1}, 64},
-      {"resnet50_1x1_14x14x1024_256", Op::kConv2D, 8, {14, 14}, 1024, {1, 1}, 256},
+  // ResNet-50 3x3 (one per stage, batch 4) and 1x1 bottleneck layers (batch
+  // 8), shared with convserve-cuda-bench; then the others.
+  std::vector<Layer> layers;
+  for (const bench::ResNet50Layer& r : bench::kResNet50Layers) {
+    Layer layer{r.name,        Op::kConv2D,          r.kernel == 1 ? 8 : 4, {r.size, r.size},
+                r.in_channels, {r.kernel, r.kernel}, r.out_channels};
+    layers.push_back(std::move(layer));
+  }
+  const std::vector<Layer> others = {
       // MobileNet v1 depthwise 3x3 and pointwise layers.
       {"mobilenet_dw3x3_112x112x32_s1", Op::kDepthwise, 16, {112, 112}, 32, {3, 3}, 32, 1},
       {"mobilenet_dw3x3_112x112x32_s2", Op::kDepthwise, 32, {112, 112}, 32, {3, 3}, 32, 2},
@@ -954,6 +957,8 @@ std::vector<Layer> F32Layers() {
       // DeepLab ASPP branch: atrous 3x3, rate 6.
       {"deeplab_atrous3x3_r6_33x33x256_256", Op::kAtrous, 1, {33, 33}, 256, {3, 3}, 256, 1, 6},
   };
+  layers.insert(layers.end(), others.begin(), others.end());
+  return layers;
 }
 
 std::vector<Layer> Bf16Layers() {
