@@ -118,7 +118,11 @@ podman build --isolation=chroot --pull=never --format docker -t "$image" \
   { tail -40 "$work/build.log"; fail "podman build failed"; }
 podman image exists "$image" || { tail -40 "$work/build.log"; fail "podman build made no $image"; }
 echo "image built in $(($(now) - start)) s"
-build_id=$(awk '/^\[2\/[0-9]+\] STEP /{exit} /^--> [0-9a-f]+$/{id=$2} END{print id}' "$work/build.log")
+# The last layer of the stage "FROM ... AS build" (stages are numbered by their
+# place in the Dockerfile, and those the default image does not need, the CUDA
+# image's, are skipped).
+build_id=$(awk '/^\[[0-9]+\/[0-9]+\] STEP 1\/[0-9]+: FROM /{in_build = ($(NF-1) == "AS" && $NF == "build")}
+                in_build && /^--> [0-9a-f]+$/{id=$2} END{print id}' "$work/build.log")
 [ -n "$build_id" ] && podman tag "$build_id" "$build_image" 2>/dev/null ||
   echo "note: build stage image not found in the build log; not tagged"
 new_ids="$(image_id "$image") $(image_id "$build_image")"

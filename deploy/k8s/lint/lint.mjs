@@ -8,8 +8,12 @@
 //    and TLS is wired right: certificate, key and tokens file from read-only
 //    Secret folder mounts (no subPath, so rotation reaches the server), probes
 //    that speak TLS (convserve-cli health, not the kubelet's gRPC probes);
-// 3. the optional component MANIFEST_DIR/mutual-tls (kustomize JSON 6902
-//    patches) applied in memory: the patched manifests must pass every check;
+// 3. the optional components MANIFEST_DIR/mutual-tls and MANIFEST_DIR/gpu
+//    (kustomize JSON 6902 patches) applied in memory, each alone and both
+//    together: the patched manifests must pass every check. The gpu component
+//    makes the GPU variant (the CUDA image, nvidia.com/gpu limits, GPU nodes
+//    selected and their taint tolerated), which the gpu check holds to that,
+//    while the base Deployment must stay CPU-only;
 // 4. negative tests: broken variants of the manifests, made in memory, must
 //    each be rejected by the check meant to catch them.
 // Prints one line per check and variant, then a summary; exits 1 on a failure.
@@ -21,13 +25,28 @@ import YAML from "yaml";
 const CONTAINER = "convserve";
 const READINESS_SERVICE = "convserve.v1.ConvService";
 const PROCESS_HEADROOM_MIB = 256;  // memory beyond the server's own budgets
-const COMPONENT = "mutual-tls";  // optional kustomize component, a folder here
+// Optional kustomize components, folders here (TURNS_ON: what each is for).
+const COMPONENTS = ["mutual-tls", "gpu"];
 // Files the server reads, which must come from mounted Secrets (the client CA
 // may come from a ConfigMap: it is public). Without the first three set the
 // replicas would serve plaintext without authentication.
 const REQUIRED_FILES = ["CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_AUTH_TOKENS_FILE"];
 const CLIENT_CA = "CONVSERVE_TLS_CLIENT_CA";
 const CLI_DEFAULT_TIMEOUT_S = 300;  // convserve-cli --timeout
+// GPUs. A pod gets GPUs only through limits on the device plugin's resource;
+// GPU nodes carry the taint nvidia.com/gpu:NoSchedule (with a value that
+// differs between clusters) and labels of NVIDIA's GPU Feature Discovery
+// (nvidia.com/gpu.present, .product, .count, ...) or the cloud's (GKE).
+const GPU_RESOURCE = "nvidia.com/gpu";
+const GPU_TAINT = { key: "nvidia.com/gpu", effect: "NoSchedule" };
+const GPU_NODE_LABEL = /^(nvidia\.com\/gpu(\.[\w.-]+)?|cloud\.google\.com\/gke-accelerator)$/;
+// Host memory a GPU worker adds: the CUDA runtime, cuDNN's and cuBLAS's code
+// and host allocations; plus its pinned staging buffers, which grow to the
+// largest request (CONVSERVE_MAX_REQUEST_MB).
+const CUDA_HEADROOM_MIB = 1024;
+// The CUDA image (Dockerfile target cuda) has "cuda" in its name or tag
+// (convserve:0.1.0-cuda); a registry host or path is not looked at.
+const isCudaImage = (image) => /cuda/i.test(String(image ?? "").split("/").pop());
 
 // ---------------------------------------------------------------- inputs
 
@@ -228,7 +247,16 @@ function context(docs, flags) {
   const at = (d, field) => `${d.file}: ${d.obj.kind}/${d.obj.metadata?.name} ${field}`;
   const tlsOn = Boolean(env.get("CONVSERVE_TLS_CERT")?.value);
   const mutualTls = Boolean(env.get(CLIENT_CA)?.value);
-  return { docs, all, dep, pod, container, cpath, env, ports, flags, setting, at, tlsOn, mutualTls,
+  // The GPU variant: CONVSERVE_CUDA_DEVICES other than none, or the CUDA image
+  // without it (the server's default is all). Not the server's default alone:
+  // every build defaults to all, and the CPU image finds no GPU.
+  const cudaDevices = env.get("CONVSERVE_CUDA_DEVICES")?.value;
+  const cudaImage = isCudaImage(container.image);
+  const gpuLimit = container.resources?.limits?.[GPU_RESOURCE];
+  const gpu = { cudaDevices, cudaImage, limit: gpuLimit, request: container.resources?.requests?.[GPU_RESOURCE],
+    count: quantity(gpuLimit),
+    wanted: cudaDevices !== undefined ? String(cudaDevices).trim().toLowerCase() !== "none" : cudaImage };
+  return { docs, all, dep, pod, container, cpath, env, ports, flags, setting, at, tlsOn, mutualTls, gpu,
     labels: pod?.metadata?.labels ?? {}, depAt: (field) => at(dep, `${cpath}.${field}`) };
 }
 
@@ -245,7 +273,7 @@ const CHECKS = {
     const files = [...new Set(c.docs.filter((d) => d !== k).map((d) => d.file))];
     for (const f of files.filter((f) => !listed.includes(f))) problems.push(`${k.file}: resources: ${f} is missing`);
     for (const f of listed.filter((f) => !files.includes(f))) problems.push(`${k.file}: resources: ${f} is not a manifest here`);
-    for (const f of (k.obj.components ?? []).filter((f) => f !== COMPONENT)) problems.push(`${k.file}: components: ${f} is not a component here (${COMPONENT})`);
+    for (const f of (k.obj.components ?? []).filter((f) => !COMPONENTS.includes(f))) problems.push(`${k.file}: components: ${f} is not a component here (${COMPONENTS.join(", ")})`);
     return problems;
   }],
   selectors: ["Deployment, Services, PDB and spread constraints select the pod labels", (c) => {
@@ -312,13 +340,21 @@ const CHECKS = {
     if (quantity(limits.cpu) !== workers * threads) problems.push(c.depAt(`resources.limits.cpu: ${limits.cpu} != CONVSERVE_WORKERS x CONVSERVE_THREADS_PER_WORKER = ${workers} x ${threads}`));
     return problems;
   }],
-  memory: [`memory requests == limits >= memory budget + weight cache + filter store + ${PROCESS_HEADROOM_MIB} MiB`, (c) => {
+  memory: [`memory requests == limits >= memory budget + weight cache + filter store + ${PROCESS_HEADROOM_MIB} MiB (GPU variant: + ${CUDA_HEADROOM_MIB} MiB + CONVSERVE_MAX_REQUEST_MB per GPU)`, (c) => {
     const { requests = {}, limits = {} } = c.container.resources ?? {};
     const parts = ["CONVSERVE_MEMORY_BUDGET_MB", "CONVSERVE_WEIGHT_CACHE_MB", "CONVSERVE_FILTER_STORE_MB"].map((n) => Number(c.setting(n)));
-    const needMiB = parts.reduce((a, b) => a + b, PROCESS_HEADROOM_MIB);
+    let needMiB = parts.reduce((a, b) => a + b, PROCESS_HEADROOM_MIB);
+    let sum = `${parts.join(" + ")} + ${PROCESS_HEADROOM_MIB}`;
+    if (c.gpu.wanted) {
+      // One GPU worker per GPU (at least one: the gpu check asks for the limit).
+      const gpus = Number.isInteger(c.gpu.count) && c.gpu.count > 1 ? c.gpu.count : 1;
+      const staging = Number(c.setting("CONVSERVE_MAX_REQUEST_MB"));
+      needMiB += CUDA_HEADROOM_MIB + gpus * staging;
+      sum += ` + ${CUDA_HEADROOM_MIB} (CUDA, cuDNN) + ${gpus} x ${staging} (staging buffers per GPU, CONVSERVE_MAX_REQUEST_MB)`;
+    }
     const problems = [];
     if (quantity(requests.memory) !== quantity(limits.memory)) problems.push(c.depAt(`resources.requests.memory: ${requests.memory} != limits.memory ${limits.memory}`));
-    if (!(quantity(limits.memory) >= needMiB * 2 ** 20)) problems.push(c.depAt(`resources.limits.memory: ${limits.memory} < ${parts.join(" + ")} + ${PROCESS_HEADROOM_MIB} = ${needMiB}Mi`));
+    if (!(quantity(limits.memory) >= needMiB * 2 ** 20)) problems.push(c.depAt(`resources.limits.memory: ${limits.memory} < ${sum} = ${needMiB}Mi`));
     return problems;
   }],
   // With TLS on, the kubelet's native gRPC probes (plaintext) cannot work.
@@ -450,6 +486,67 @@ const CHECKS = {
     return s?.type === "RollingUpdate" && (unavailable === 0 || unavailable === "0%") ? []
       : [c.at(c.dep, `spec.strategy: must be RollingUpdate with maxUnavailable 0 (is ${s?.type} ${unavailable})`)];
   }],
+  gpu: [`GPU variant (CUDA image, or CONVSERVE_CUDA_DEVICES not none): the CUDA image, whole ${GPU_RESOURCE} limits (requests equal), CONVSERVE_CUDA_DEVICES within them, GPU nodes selected, their ${GPU_TAINT.key}:${GPU_TAINT.effect} taint tolerated (operator Exists); a CPU Deployment requests no GPU`, (c) => {
+    const g = c.gpu;
+    const spec = c.pod.spec ?? {};
+    const podAt = (field) => c.at(c.dep, `spec.template.spec.${field}`);
+    const problems = [];
+    if (!g.wanted) {
+      // CPU-only: no container of the pod holds a GPU it cannot use.
+      const why = g.cudaDevices !== undefined ? `CONVSERVE_CUDA_DEVICES=${g.cudaDevices}` : `${c.container.image} is not the CUDA image`;
+      for (const kind of ["containers", "initContainers"]) {
+        (spec[kind] ?? []).forEach((k, i) => {
+          for (const field of ["limits", "requests"]) {
+            const v = k.resources?.[field]?.[GPU_RESOURCE];
+            if (v !== undefined) problems.push(podAt(`${kind}[${i}].resources.${field}.${GPU_RESOURCE}: ${v}, but the server runs on the CPU (${why}): the GPU would sit idle`));
+          }
+        });
+      }
+      return problems;
+    }
+    const why = g.cudaDevices !== undefined ? `CONVSERVE_CUDA_DEVICES=${g.cudaDevices}` : "the CUDA image";
+    if (!g.cudaImage) problems.push(c.depAt(`image: ${c.container.image} is not the CUDA image, and ${why} asks for GPUs: build it with docker build --target cuda and name it with "cuda" in its tag (convserve:0.1.0-cuda)`));
+    if (g.limit === undefined) problems.push(c.depAt(`resources.limits.${GPU_RESOURCE}: missing (${why}): a container gets GPUs only through this limit`));
+    else if (!(Number.isInteger(g.count) && g.count >= 1)) problems.push(c.depAt(`resources.limits.${GPU_RESOURCE}: ${g.limit} is not a whole number of GPUs, 1 or more (GPUs are not shared this way)`));
+    if (g.request !== undefined && quantity(g.request) !== g.count) problems.push(c.depAt(`resources.requests.${GPU_RESOURCE}: ${g.request} != limits ${g.limit} (Kubernetes requires them equal for extended resources; or leave the request out)`));
+    if (g.cudaDevices !== undefined) {
+      const value = String(g.cudaDevices).trim().toLowerCase();
+      if (/^\d+(\s*,\s*\d+)*$/.test(value)) {
+        // The device plugin numbers the container's GPUs from 0.
+        const ordinals = [...new Set(value.split(",").map(Number))];
+        const beyond = ordinals.filter((o) => !(o < g.count));
+        if (beyond.length && Number.isInteger(g.count)) problems.push(c.depAt(`env: CONVSERVE_CUDA_DEVICES=${g.cudaDevices} names GPU ${beyond[0]}, but the container sees ${g.count} GPU(s), numbered from 0`));
+        else if (ordinals.length < g.count) problems.push(c.depAt(`env: CONVSERVE_CUDA_DEVICES=${g.cudaDevices} uses ${ordinals.length} of the ${g.count} GPUs of ${GPU_RESOURCE}: the others would sit idle`));
+      } else if (value !== "all") {
+        problems.push(c.depAt(`env: CONVSERVE_CUDA_DEVICES="${g.cudaDevices}" is not all, none or CUDA ordinals (0,1)`));
+      }
+    }
+    // On GPU nodes by name: a nodeSelector on a GPU node label, or a required
+    // node affinity each of whose terms asks for one.
+    const selected = Object.entries(spec.nodeSelector ?? {}).some(([k, v]) => GPU_NODE_LABEL.test(k) && String(v) !== "false");
+    const terms = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution?.nodeSelectorTerms ?? [];
+    const gpuTerm = (t) => (t.matchExpressions ?? []).some((e) => GPU_NODE_LABEL.test(e.key ?? "") && ["In", "Exists", "Gt"].includes(e.operator));
+    if (!selected && !(terms.length && terms.every(gpuTerm))) {
+      problems.push(podAt(`nodeSelector: no GPU node label (nvidia.com/gpu.present: "true", or another nvidia.com/gpu.* or cloud.google.com/gke-accelerator label), nor a required node affinity on one`));
+    }
+    // GPU nodes' taint tolerated by key, any value (operator Exists); not every taint.
+    const tolerations = spec.tolerations ?? [];
+    let tolerated = false;
+    tolerations.forEach((t, i) => {
+      if (!t.key && t.operator === "Exists") {
+        tolerated ||= !t.effect || t.effect === GPU_TAINT.effect;
+        problems.push(podAt(`tolerations[${i}]: tolerates every taint${t.effect ? ` with effect ${t.effect}` : " (node.kubernetes.io/unreachable too: pods would stay on dead nodes)"}; tolerate ${GPU_TAINT.key} by key`));
+      }
+    });
+    const forKey = tolerations.filter((t) => t.key === GPU_TAINT.key && (!t.effect || t.effect === GPU_TAINT.effect));
+    if (forKey.some((t) => t.operator === "Exists")) tolerated = true;
+    else if (forKey.length) {
+      problems.push(podAt(`tolerations: ${GPU_TAINT.key} with operator ${forKey[0].operator ?? "Equal"} tolerates only the value "${forKey[0].value ?? ""}", and GPU taints' values differ between clusters (GKE: present): use operator: Exists`));
+      tolerated = true;
+    }
+    if (!tolerated) problems.push(podAt(`tolerations: none tolerates ${GPU_TAINT.key}:${GPU_TAINT.effect}, the taint of GPU nodes (want key ${GPU_TAINT.key}, operator Exists, effect ${GPU_TAINT.effect})`));
+    return problems;
+  }],
 };
 
 // Every check over `docs`: [{check, label, problems}].
@@ -471,13 +568,20 @@ async function lint(docs, flags) {
   return results;
 }
 
-// ---------------------------------------------------------------- the mutual-tls component
+// ---------------------------------------------------------------- the components
 
-function loadComponent(dir) {
-  const path = join(dir, COMPONENT, "kustomization.yaml");
+function loadComponent(dir, name) {
+  const path = join(dir, name, "kustomization.yaml");
   if (!existsSync(path)) return null;
-  return { file: `${COMPONENT}/kustomization.yaml`, obj: YAML.parse(readFileSync(path, "utf8")) };
+  return { file: `${name}/kustomization.yaml`, obj: YAML.parse(readFileSync(path, "utf8")) };
 }
+
+// What each component must turn on: [check, what, (context) -> on?].
+const TURNS_ON = {
+  "mutual-tls": ["mutual", `${CLIENT_CA} is set`, (c) => c.mutualTls],
+  gpu: ["gpu-variant", `the CUDA image, CONVSERVE_CUDA_DEVICES and ${GPU_RESOURCE} limits`,
+    (c) => c.gpu.wanted && c.gpu.cudaImage && c.gpu.cudaDevices !== undefined && c.gpu.count >= 1],
+};
 
 // Applies JSON 6902 operations (add, replace, remove) to obj, in place.
 function applyJsonPatch(obj, ops) {
@@ -541,8 +645,11 @@ const mount = (docs, name) => main(docs).volumeMounts.find((m) => m.name === nam
 // Removes `option` and its value from a probe's convserve-cli command.
 const dropOption = (command, option) => { const i = command.indexOf(option); if (i < 0) throw new Error(`no ${option}`); command.splice(i, 2); };
 const setOption = (command, option, value) => { const i = command.indexOf(option); if (i < 0) throw new Error(`no ${option}`); command[i + 1] = value; };
-let component = null;  // the mutual-tls component, once read
-const withMutualTls = (d) => { if (!component) throw new Error(`no ${COMPONENT} component`); applyComponent(d, component); };
+const components = new Map();  // name -> the component, once read
+const withComponent = (name) => (d) => { const k = components.get(name); if (!k) throw new Error(`no ${name} component`); applyComponent(d, k); };
+const withMutualTls = withComponent("mutual-tls");
+const withGpu = withComponent("gpu");
+const gpuLimits = (d) => main(d).resources.limits;
 
 // [what is broken, the check that must reject it, how to break it]
 const VARIANTS = [
@@ -597,6 +704,31 @@ const VARIANTS = [
   ["kustomization without hpa.yaml", "kustomization", (d) => { const k = find(d, "Kustomization"); k.resources = k.resources.filter((r) => r !== "hpa.yaml"); }],
   ["root filesystem writable", "security", (d) => { main(d).securityContext.readOnlyRootFilesystem = false; }],
   ["rolling update with maxUnavailable 1", "rollout", (d) => { find(d, "Deployment").spec.strategy.rollingUpdate.maxUnavailable = 1; }],
+  // The CPU Deployment stays CPU-only; the GPU variant (the gpu component) gets GPUs on GPU nodes.
+  ["CPU Deployment with an nvidia.com/gpu limit", "gpu", (d) => { gpuLimits(d)[GPU_RESOURCE] = "1"; }],
+  ["CUDA image without GPU resources", "gpu", (d) => { main(d).image = "registry.example.com/convserve:0.1.0-cuda"; }],
+  ["CONVSERVE_CUDA_DEVICES=all on the CPU image", "gpu", (d) => { main(d).env.push({ name: "CONVSERVE_CUDA_DEVICES", value: "all" }); }],
+  ["GPU variant running the CPU image", "gpu", (d) => { withGpu(d); main(d).image = "convserve:0.1.0"; }],
+  ["GPU variant without an nvidia.com/gpu limit", "gpu", (d) => {
+    withGpu(d); delete gpuLimits(d)[GPU_RESOURCE]; delete main(d).resources.requests[GPU_RESOURCE]; }],
+  ["GPU variant with half a GPU (500m)", "gpu", (d) => { withGpu(d); gpuLimits(d)[GPU_RESOURCE] = "500m"; main(d).resources.requests[GPU_RESOURCE] = "500m"; }],
+  ["GPU request 2, limit 1", "gpu", (d) => { withGpu(d); main(d).resources.requests[GPU_RESOURCE] = "2"; }],
+  ["CONVSERVE_CUDA_DEVICES=0,1 with one GPU", "gpu", (d) => { withGpu(d); envVar(d, "CONVSERVE_CUDA_DEVICES").value = "0,1"; }],
+  ["CONVSERVE_CUDA_DEVICES=0 with two GPUs (one idle)", "gpu", (d) => {
+    withGpu(d); envVar(d, "CONVSERVE_CUDA_DEVICES").value = "0"; gpuLimits(d)[GPU_RESOURCE] = "2"; main(d).resources.requests[GPU_RESOURCE] = "2"; }],
+  ["CONVSERVE_CUDA_DEVICES=gpu0", "gpu", (d) => { withGpu(d); envVar(d, "CONVSERVE_CUDA_DEVICES").value = "gpu0"; }],
+  ["CONVSERVE_GPU_WEIGHT_CACHE_MB=1G", "env", (d) => { withGpu(d); envVar(d, "CONVSERVE_GPU_WEIGHT_CACHE_MB").value = "1G"; }],
+  ["misspelt variable CONVSERVE_CUDA_DEVICE", "env", (d) => { withGpu(d); envVar(d, "CONVSERVE_CUDA_DEVICES").name = "CONVSERVE_CUDA_DEVICE"; }],
+  ["GPU variant without a GPU nodeSelector", "gpu", (d) => { withGpu(d); delete podSpec(d).nodeSelector; }],
+  ["GPU variant selecting nodes by a non-GPU label", "gpu", (d) => { withGpu(d); podSpec(d).nodeSelector = { "kubernetes.io/os": "linux" }; }],
+  ["GPU variant without the nvidia.com/gpu toleration", "gpu", (d) => { withGpu(d); delete podSpec(d).tolerations; }],
+  ["GPU toleration for NoExecute only", "gpu", (d) => { withGpu(d); podSpec(d).tolerations[0].effect = "NoExecute"; }],
+  ["GPU toleration with operator Equal (one taint value only)", "gpu", (d) => { withGpu(d); Object.assign(podSpec(d).tolerations[0], { operator: "Equal", value: "true" }); }],
+  ["toleration of every taint", "gpu", (d) => { withGpu(d); podSpec(d).tolerations = [{ operator: "Exists" }]; }],
+  ["GPU variant's memory without CUDA and staging headroom (4Gi)", "memory", (d) => {
+    withGpu(d); gpuLimits(d).memory = "4Gi"; main(d).resources.requests.memory = "4Gi"; }],
+  ["mutual TLS and GPU: client certificate dropped from the liveness probe", "probes", (d) => {
+    withGpu(d); withMutualTls(d); const c = main(d).livenessProbe.exec.command; dropOption(c, "--tls-cert"); dropOption(c, "--tls-key"); }],
 ];
 
 // ---------------------------------------------------------------- main
@@ -625,27 +757,36 @@ const report = (prefix) => ({ check, label, problems }) => {
 };
 results.forEach(report(""));
 
-// The optional component: the manifests it patches must pass every check too,
-// and it must turn mutual TLS on.
-try {
-  component = loadComponent(dir);
-} catch (e) {
-  results.push({ check: COMPONENT, label: "", problems: [`${COMPONENT}/kustomization.yaml: ${e.message}`] });
-  report("")(results.at(-1));
+// The optional components, each alone and all together: the manifests they
+// patch must pass every check too, and each must turn on what it is for.
+for (const name of COMPONENTS) {
+  try {
+    const k = loadComponent(dir, name);
+    if (k) components.set(name, k);
+  } catch (e) {
+    results.push({ check: name, label: "", problems: [`${name}/kustomization.yaml: ${e.message}`] });
+    report("")(results.at(-1));
+  }
 }
-if (component) {
-  console.log(`k8s_lint: with the ${COMPONENT} component (components: [${COMPONENT}])`);
+const present = [...components.keys()];
+const combinations = present.map((name) => [name]);
+if (present.length > 1) combinations.push(present);
+for (const combination of combinations) {
+  console.log(`k8s_lint: with components: [${combination.join(", ")}]`);
   const patched = structuredClone(docs);
   let componentResults;
   try {
-    applyComponent(patched, component);
+    for (const name of combination) applyComponent(patched, components.get(name));
     componentResults = (await lint(patched, flags)).filter((r) => r.check !== "kustomization");
-    const on = context(patched, flags).mutualTls;
-    componentResults.push({ check: "mutual", label: `${CLIENT_CA} is set`, problems: on ? [] : [`${component.file}: does not set ${CLIENT_CA}`] });
+    const c = context(patched, flags);
+    for (const name of combination) {
+      const [check, what, on] = TURNS_ON[name];
+      componentResults.push({ check, label: what, problems: on(c) ? [] : [`${components.get(name).file}: does not turn on ${what}`] });
+    }
   } catch (e) {
     componentResults = [{ check: "patches", label: "", problems: [e.message] }];
   }
-  componentResults.forEach(report(`${COMPONENT}/`));
+  componentResults.forEach(report(`${combination.join("+")}/`));
   results.push(...componentResults);
 }
 
