@@ -11,12 +11,14 @@ build_packages=(
   libeigen3-dev libdnnl-dev libspdlog-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev libssl-dev libcpp-httplib-dev
 )
-# Clients in Python and Node, the container test (debootstrap, podman,
-# buildah), the cluster test's gRPC proxy (nginx) and certificates (openssl),
-# and the format check.
+# Clients in Python and Node (the Python package is built with setuptools,
+# wheel and grpc_tools and installed into a venv), the container test
+# (debootstrap, podman, buildah), the cluster test's gRPC proxy (nginx) and
+# certificates (openssl), and the format check.
 test_packages=(
   clang-format python3-numpy nodejs npm
   python3-grpcio python3-protobuf python3-pytest python3-cryptography
+  python3-venv python3-setuptools python3-wheel python3-grpc-tools
   debootstrap podman buildah nginx openssl
 )
 # scripts/sanitize.sh: clang, its sanitizer runtimes (only recommended by

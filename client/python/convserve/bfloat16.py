@@ -4,10 +4,13 @@ A bfloat16 is the upper 16 bits of an IEEE binary32. These helpers carry
 bfloat16 tensors as uint16 arrays of their bit patterns.
 """
 
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 
-def to_bfloat16_bits(x):
+def to_bfloat16_bits(x: npt.ArrayLike) -> npt.NDArray[np.uint16]:
     """Rounds float32 values to bfloat16 (round to nearest, ties to even).
 
     Returns a uint16 array of the same shape holding the bfloat16 bit patterns.
@@ -24,7 +27,7 @@ def to_bfloat16_bits(x):
     return bits
 
 
-def from_bfloat16_bits(bits):
+def from_bfloat16_bits(bits: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """Widens bfloat16 bit patterns (a uint16 array) to float32, exactly."""
     b = np.ascontiguousarray(bits)
     if b.dtype != np.uint16:
@@ -32,6 +35,6 @@ def from_bfloat16_bits(bits):
     return (b.astype(np.uint32) << 16).view(np.float32)
 
 
-def round_to_bfloat16(x):
+def round_to_bfloat16(x: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """float32 values rounded to the nearest bfloat16, returned as float32."""
     return from_bfloat16_bits(to_bfloat16_bits(x))

@@ -5,6 +5,10 @@ its number (unknown numbers become ``UNKNOWN``); ``rpc_error`` converts a
 ``grpc.RpcError`` into one. Nothing here touches the network.
 """
 
+from __future__ import annotations
+
+from typing import Optional, Union
+
 import grpc
 
 _STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
@@ -18,19 +22,23 @@ class ConvServeError(Exception):
         message: the server's message (TensorFlow's wording where it has one).
     """
 
-    def __init__(self, code, message):
+    code: grpc.StatusCode
+    message: str
+
+    def __init__(self, code: Union[grpc.StatusCode, int], message: Optional[str]) -> None:
         if isinstance(code, int):
-            code = _STATUS_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
-        self.code = code
+            self.code = _STATUS_BY_NUMBER.get(code, grpc.StatusCode.UNKNOWN)
+        else:
+            self.code = code
         self.message = message or ""
-        super().__init__(f"{code.name}: {self.message}")
+        super().__init__(f"{self.code.name}: {self.message}")
 
     @property
-    def details(self):
+    def details(self) -> str:
         """The server's message (grpc.RpcError's name for it)."""
         return self.message
 
 
-def rpc_error(error):
+def rpc_error(error: grpc.RpcError) -> ConvServeError:
     """A grpc.RpcError as a ConvServeError with the same code and details."""
     return ConvServeError(error.code(), error.details())

@@ -11,8 +11,13 @@ that method sends. ``build_request(op, ...)`` dispatches by name (unknown op:
 ConvRequest. Nothing here touches a channel.
 """
 
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
 import numpy as np
 
+from convserve._typing import Activation, ArrayLike, DType, FilterLike, Ints, Padding
 from convserve.tensors import Encoder
 from convserve.v1 import convserve_pb2 as pb
 
@@ -41,16 +46,14 @@ _ACTIVATIONS = {
 }
 
 
-def _ints(value):
+def _ints(value: Optional[Ints]) -> List[int]:
     """None -> [], an int -> [int], a sequence -> list of ints (TF's int-or-list)."""
     if value is None:
         return []
-    if np.ndim(value) == 0:
-        return [int(value)]
     return [int(v) for v in np.asarray(value).reshape(-1)]
 
 
-def _padding(padding, op, explicit_allowed):
+def _padding(padding: Padding, op: str, explicit_allowed: bool) -> Tuple[int, List[int]]:
     """TF's padding argument -> (Padding enum, explicit_paddings list)."""
     if isinstance(padding, str):
         name = padding.upper()
@@ -71,7 +74,7 @@ def _padding(padding, op, explicit_allowed):
     return pb.PADDING_EXPLICIT, [int(v) for v in flat]
 
 
-def _activation(activation):
+def _activation(activation: Activation) -> int:
     if activation is None:
         return pb.ACTIVATION_NONE
     if isinstance(activation, str):
@@ -84,7 +87,9 @@ def _activation(activation):
     return int(activation)
 
 
-def _request(op, message, input, filters, *, bias, activation, dtype, pointwise=None):
+def _request(op: str, message: Any, input: ArrayLike, filters: FilterLike, *,
+             bias: Optional[FilterLike], activation: Activation, dtype: DType,
+             pointwise: Optional[FilterLike] = None) -> pb.ConvRequest:
     encoder = Encoder(dtype)
     request = pb.ConvRequest(input=encoder.tensor(input, f"{op} input"),
                              filter=encoder.ref(filters, f"{op} filter"),
@@ -97,110 +102,141 @@ def _request(op, message, input, filters, *, bias, activation, dtype, pointwise=
     return request
 
 
-def _format(data_format):
+def _format(data_format: Optional[str]) -> str:
     return "" if data_format is None else str(data_format)
 
 
-def build_convolution(input, filters, strides=None, padding="VALID", data_format=None,
-                      dilations=None, name=None, *, bias=None, activation=None, dtype=None):
-    padding, explicit = _padding(padding, "convolution", True)
-    message = pb.Convolution(strides=_ints(strides), padding=padding, explicit_paddings=explicit,
+def build_convolution(input: ArrayLike, filters: FilterLike, strides: Optional[Ints] = None,
+                      padding: Padding = "VALID", data_format: Optional[str] = None,
+                      dilations: Optional[Ints] = None, name: Optional[str] = None, *,
+                      bias: Optional[FilterLike] = None, activation: Activation = None,
+                      dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.convolution`` (``tf.nn.convolution``)."""
+    mode, explicit = _padding(padding, "convolution", True)
+    message = pb.Convolution(strides=_ints(strides), padding=mode, explicit_paddings=explicit,
                              data_format=_format(data_format), dilations=_ints(dilations))
     return _request("convolution", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_conv1d(input, filters, stride, padding, data_format="NWC", dilations=None, name=None,
-                 *, bias=None, activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv1d", False)
-    message = pb.Conv1D(stride=_ints(stride), padding=padding, data_format=_format(data_format),
+def build_conv1d(input: ArrayLike, filters: FilterLike, stride: Ints, padding: Padding,
+                 data_format: Optional[str] = "NWC", dilations: Optional[Ints] = None,
+                 name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                 activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv1d`` (``tf.nn.conv1d``)."""
+    mode, _ = _padding(padding, "conv1d", False)
+    message = pb.Conv1D(stride=_ints(stride), padding=mode, data_format=_format(data_format),
                         dilations=_ints(dilations))
     return _request("conv1d", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_conv2d(input, filters, strides, padding, data_format="NHWC", dilations=None, name=None,
-                 *, bias=None, activation=None, dtype=None):
-    padding, explicit = _padding(padding, "conv2d", True)
-    message = pb.Conv2D(strides=_ints(strides), padding=padding, explicit_paddings=explicit,
+def build_conv2d(input: ArrayLike, filters: FilterLike, strides: Ints, padding: Padding,
+                 data_format: Optional[str] = "NHWC", dilations: Optional[Ints] = None,
+                 name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                 activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv2d`` (``tf.nn.conv2d``)."""
+    mode, explicit = _padding(padding, "conv2d", True)
+    message = pb.Conv2D(strides=_ints(strides), padding=mode, explicit_paddings=explicit,
                         data_format=_format(data_format), dilations=_ints(dilations))
     return _request("conv2d", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_conv3d(input, filters, strides, padding, data_format="NDHWC", dilations=None, name=None,
-                 *, bias=None, activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv3d", False)
-    message = pb.Conv3D(strides=_ints(strides), padding=padding, data_format=_format(data_format),
+def build_conv3d(input: ArrayLike, filters: FilterLike, strides: Ints, padding: Padding,
+                 data_format: Optional[str] = "NDHWC", dilations: Optional[Ints] = None,
+                 name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                 activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv3d`` (``tf.nn.conv3d``)."""
+    mode, _ = _padding(padding, "conv3d", False)
+    message = pb.Conv3D(strides=_ints(strides), padding=mode, data_format=_format(data_format),
                         dilations=_ints(dilations))
     return _request("conv3d", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_depthwise_conv2d(input, filter, strides, padding, data_format=None, dilations=None,
-                           name=None, *, bias=None, activation=None, dtype=None):
-    padding, explicit = _padding(padding, "depthwise_conv2d", True)
-    message = pb.DepthwiseConv2D(strides=_ints(strides), padding=padding,
+def build_depthwise_conv2d(input: ArrayLike, filter: FilterLike, strides: Ints, padding: Padding,
+                           data_format: Optional[str] = None, dilations: Optional[Ints] = None,
+                           name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                           activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.depthwise_conv2d`` (``tf.nn.depthwise_conv2d``)."""
+    mode, explicit = _padding(padding, "depthwise_conv2d", True)
+    message = pb.DepthwiseConv2D(strides=_ints(strides), padding=mode,
                                  explicit_paddings=explicit, data_format=_format(data_format),
                                  dilations=_ints(dilations))
     return _request("depthwise_conv2d", message, input, filter, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_separable_conv2d(input, depthwise_filter, pointwise_filter, strides, padding,
-                           data_format=None, dilations=None, name=None, *, bias=None,
-                           activation=None, dtype=None):
-    padding, _ = _padding(padding, "separable_conv2d", False)
-    message = pb.SeparableConv2D(strides=_ints(strides), padding=padding,
+def build_separable_conv2d(input: ArrayLike, depthwise_filter: FilterLike,
+                           pointwise_filter: FilterLike, strides: Ints, padding: Padding,
+                           data_format: Optional[str] = None, dilations: Optional[Ints] = None,
+                           name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                           activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.separable_conv2d`` (``tf.nn.separable_conv2d``)."""
+    mode, _ = _padding(padding, "separable_conv2d", False)
+    message = pb.SeparableConv2D(strides=_ints(strides), padding=mode,
                                  data_format=_format(data_format), dilations=_ints(dilations))
     return _request("separable_conv2d", message, input, depthwise_filter, bias=bias,
                     activation=activation, dtype=dtype, pointwise=pointwise_filter)
 
 
-def build_atrous_conv2d(value, filters, rate, padding, name=None, *, bias=None, activation=None,
-                        dtype=None):
-    padding, _ = _padding(padding, "atrous_conv2d", False)
-    message = pb.AtrousConv2D(rate=int(rate), padding=padding)
+def build_atrous_conv2d(value: ArrayLike, filters: FilterLike, rate: int, padding: Padding,
+                        name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                        activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.atrous_conv2d`` (``tf.nn.atrous_conv2d``)."""
+    mode, _ = _padding(padding, "atrous_conv2d", False)
+    message = pb.AtrousConv2D(rate=int(rate), padding=mode)
     return _request("atrous_conv2d", message, value, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_conv2d_transpose(input, filters, output_shape, strides, padding="SAME",
-                           data_format="NHWC", dilations=None, name=None, *, bias=None,
-                           activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv2d_transpose", False)
+def build_conv2d_transpose(input: ArrayLike, filters: FilterLike, output_shape: Ints,
+                           strides: Ints, padding: Padding = "SAME",
+                           data_format: Optional[str] = "NHWC", dilations: Optional[Ints] = None,
+                           name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                           activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv2d_transpose`` (``tf.nn.conv2d_transpose``)."""
+    mode, _ = _padding(padding, "conv2d_transpose", False)
     message = pb.Conv2DTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                                 padding=padding, data_format=_format(data_format),
+                                 padding=mode, data_format=_format(data_format),
                                  dilations=_ints(dilations))
     return _request("conv2d_transpose", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_conv3d_transpose(input, filters, output_shape, strides, padding="SAME",
-                           data_format="NDHWC", dilations=None, name=None, *, bias=None,
-                           activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv3d_transpose", False)
+def build_conv3d_transpose(input: ArrayLike, filters: FilterLike, output_shape: Ints,
+                           strides: Ints, padding: Padding = "SAME",
+                           data_format: Optional[str] = "NDHWC", dilations: Optional[Ints] = None,
+                           name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                           activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv3d_transpose`` (``tf.nn.conv3d_transpose``)."""
+    mode, _ = _padding(padding, "conv3d_transpose", False)
     message = pb.Conv3DTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                                 padding=padding, data_format=_format(data_format),
+                                 padding=mode, data_format=_format(data_format),
                                  dilations=_ints(dilations))
     return _request("conv3d_transpose", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-def build_conv_transpose(input, filters, output_shape, strides, padding="SAME", data_format=None,
-                         dilations=None, name=None, *, bias=None, activation=None, dtype=None):
-    padding, _ = _padding(padding, "conv_transpose", False)
+def build_conv_transpose(input: ArrayLike, filters: FilterLike, output_shape: Ints, strides: Ints,
+                         padding: Padding = "SAME", data_format: Optional[str] = None,
+                         dilations: Optional[Ints] = None, name: Optional[str] = None, *,
+                         bias: Optional[FilterLike] = None, activation: Activation = None,
+                         dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv_transpose`` (``tf.nn.conv_transpose``)."""
+    mode, _ = _padding(padding, "conv_transpose", False)
     message = pb.ConvTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                               padding=padding, data_format=_format(data_format),
+                               padding=mode, data_format=_format(data_format),
                                dilations=_ints(dilations))
     return _request("conv_transpose", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
 
-_BUILDERS = {op: globals()[f"build_{op}"] for op in OPS}
+_BUILDERS: Dict[str, Callable[..., pb.ConvRequest]] = {op: globals()[f"build_{op}"] for op in OPS}
 
 
-def build_request(op, *args, **kwargs):
+def build_request(op: str, *args: Any, **kwargs: Any) -> pb.ConvRequest:
     """The ConvRequest proto that ``Client.<op>(*args, **kwargs)`` would send."""
     if op not in _BUILDERS:
         raise ValueError(f"unknown op {op!r}; one of {OPS}")
@@ -214,14 +250,24 @@ class Request:
     (without ``timeout``).
     """
 
-    def __init__(self, op, *args, **kwargs):
+    op: str
+    args: Tuple[Any, ...]
+    kwargs: Dict[str, Any]
+
+    def __init__(self, op: str, *args: Any, **kwargs: Any) -> None:
         self.op, self.args, self.kwargs = op, args, kwargs
 
-    def build(self):
+    def build(self) -> pb.ConvRequest:
+        """The ConvRequest this call sends."""
         return build_request(self.op, *self.args, **self.kwargs)
 
 
-def as_request(item):
+#: What Client.stream accepts per request.
+StreamItem = Union[Request, "pb.ConvRequest", Tuple[str, Sequence[Any]],
+                   Tuple[str, Mapping[str, Any]], Tuple[str, Sequence[Any], Mapping[str, Any]]]
+
+
+def as_request(item: StreamItem) -> pb.ConvRequest:
     """A stream item (Request, ConvRequest or (op, args, kwargs) tuple) -> ConvRequest."""
     if isinstance(item, Request):
         return item.build()
@@ -229,7 +275,8 @@ def as_request(item):
         return item
     if isinstance(item, (tuple, list)) and item and isinstance(item[0], str):
         op, rest = item[0], list(item[1:])
-        args, kwargs = (), {}
+        args: Tuple[Any, ...] = ()
+        kwargs: Dict[str, Any] = {}
         if rest and isinstance(rest[0], (tuple, list)):
             args = tuple(rest.pop(0))
         if rest and isinstance(rest[0], dict):

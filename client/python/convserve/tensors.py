@@ -15,20 +15,26 @@ Contract:
   ``ConvServeError(INTERNAL)``.
 """
 
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
 import grpc
 import numpy as np
+import numpy.typing as npt
 
+from convserve._typing import DType, FilterLike
 from convserve.bfloat16 import from_bfloat16_bits, to_bfloat16_bits
 from convserve.errors import ConvServeError
 from convserve.v1 import convserve_pb2 as pb
 
-_NUMPY_TO_WIRE = {
+_NUMPY_TO_WIRE: Dict[np.dtype[Any], int] = {
     np.dtype(np.float32): pb.DATA_TYPE_FLOAT32,
     np.dtype(np.float64): pb.DATA_TYPE_FLOAT64,
     np.dtype(np.float16): pb.DATA_TYPE_FLOAT16,
     np.dtype(np.int32): pb.DATA_TYPE_INT32,
 }
-_WIRE_TO_NUMPY = {
+_WIRE_TO_NUMPY: Dict[int, np.dtype[Any]] = {
     pb.DATA_TYPE_FLOAT32: np.dtype("<f4"),
     pb.DATA_TYPE_FLOAT64: np.dtype("<f8"),
     pb.DATA_TYPE_FLOAT16: np.dtype("<f2"),
@@ -41,7 +47,9 @@ _CAST_DTYPES = {"float16", "float32", "float64", "int32"}
 class Encoder:
     """Turns arrays into wire Tensors under the call's `dtype=` choice."""
 
-    def __init__(self, dtype):
+    dtype: Optional[str]
+
+    def __init__(self, dtype: DType = None) -> None:
         if dtype is not None:
             dtype = np.dtype(dtype).name if not isinstance(dtype, str) else dtype.lower()
             if dtype != "bfloat16" and dtype not in _CAST_DTYPES:
@@ -49,7 +57,8 @@ class Encoder:
                                  f"{sorted(_CAST_DTYPES)}; got {dtype!r}")
         self.dtype = dtype
 
-    def tensor(self, value, what):
+    def tensor(self, value: npt.ArrayLike, what: str) -> pb.Tensor:
+        """`value` as a wire Tensor; `what` names it in errors."""
         if self.dtype == "bfloat16":
             array = np.asarray(value, dtype=np.float32)
             return pb.Tensor(dtype=pb.DATA_TYPE_BFLOAT16, shape=array.shape,
@@ -74,13 +83,14 @@ class Encoder:
         return pb.Tensor(dtype=wire, shape=array.shape,
                          data=np.ascontiguousarray(little).tobytes())
 
-    def ref(self, value, what):
+    def ref(self, value: FilterLike, what: str) -> pb.TensorRef:
+        """A filter id (str) or an array (as :meth:`tensor`) as a wire TensorRef."""
         if isinstance(value, str):
             return pb.TensorRef(filter_id=value)
         return pb.TensorRef(tensor=self.tensor(value, what))
 
 
-def decode_tensor(tensor):
+def decode_tensor(tensor: pb.Tensor) -> npt.NDArray[Any]:
     """A wire Tensor -> NumPy array (bfloat16 is widened to float32)."""
     wire_dtype = _WIRE_TO_NUMPY.get(tensor.dtype)
     if wire_dtype is None:

@@ -16,6 +16,20 @@ import convserve
 REPO = pathlib.Path(__file__).resolve().parents[3]
 
 
+def pytest_configure(config):
+    # installed_test.sh sets this: the tests must exercise the installed
+    # package, never the source tree next to them.
+    prefix = os.environ.get("CONVSERVE_INSTALLED_PREFIX")
+    module = pathlib.Path(convserve.__file__).resolve()
+    if prefix and pathlib.Path(prefix).resolve() not in module.parents:
+        raise pytest.UsageError(f"convserve was imported from {module}, "
+                                f"not from the package installed in {prefix}")
+
+
+def pytest_report_header(config):
+    return f"convserve {convserve.__version__} from {pathlib.Path(convserve.__file__).parent}"
+
+
 def _server_binary():
     path = os.environ.get("CONVSERVE_SERVER_BIN") or str(REPO / "build" / "bin" / "convserve-server")
     if not os.access(path, os.X_OK):

@@ -1,6 +1,7 @@
 """The client over TLS with a bearer token, against a server run with
 --tls-cert, --tls-key and --auth-tokens-file."""
 
+import asyncio
 import datetime
 import hashlib
 import ipaddress
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import convserve
+import convserve.aio
 from conftest import running_server
 
 TOKEN = "python-test-token-91d2"
@@ -97,6 +99,28 @@ def test_no_token_is_unauthenticated_and_a_missing_scope_denied(tls_server):
         assert error.value.code == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_the_asyncio_client_over_tls_with_a_token(tls_server):
+    address, ca, token_file = tls_server
+    x = np.arange(1, 26, dtype=np.float32).reshape(1, 5, 5, 1)
+    w = np.ones((3, 3, 1, 1), dtype=np.float32)
+
+    async def main():
+        async with convserve.aio.Client(address, timeout=30, root_certificates=ca,
+                                        token_file=token_file) as client:
+            y = await client.conv2d(x, w, strides=2, padding="SAME")
+        async with convserve.aio.Client(address, timeout=30, root_certificates=ca) as client:
+            with pytest.raises(convserve.ConvServeError) as error:
+                await client.conv2d(x, w, strides=1, padding="VALID")
+        return y, error.value.code
+
+    y, code = asyncio.run(main())
+    np.testing.assert_array_equal(
+        y[0, :, :, 0], [[16, 33, 28], [69, 117, 87], [76, 123, 88]])
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
 def test_a_token_is_never_sent_in_plaintext():
     with pytest.raises(ValueError, match="needs TLS"):
         convserve.Client("127.0.0.1:1", token="secret")
+    with pytest.raises(ValueError, match="needs TLS"):
+        convserve.aio.Client("127.0.0.1:1", token="secret")
