@@ -48,6 +48,7 @@ struct TensorFiles {
   std::string input, filter, pointwise_filter, bias, output, activation = "none";
   bool bfloat16 = false;
   bool allow_reduced_precision = false;
+  std::string backend;
 };
 
 std::string OptionName(const std::string& field) {
@@ -206,6 +207,9 @@ int main(int argc, char** argv) {
     command->add_flag("--allow-reduced-precision", files.allow_reduced_precision,
                       "float32: let the server compute in a reduced precision (TF32 on a GPU), "
                       "faster but with a larger rounding error");
+    command->add_option(
+        "--backend", files.backend,
+        "compute on this backend (as `info` lists them); default: the server routes");
     AddOpOptions(command, op->message_type(), &op_options[op->name()]);
   }
   CLI11_PARSE(app, argc, argv);
@@ -269,9 +273,9 @@ int main(int argc, char** argv) {
           ->number());
   absl::StatusOr<OpArgs> args = ToOpArgs(op_options[op->name()]);
   if (!args.ok()) return Fail(args.status().ToString());
-  absl::StatusOr<v1::ConvRequest> request =
-      convserve::client::BuildRequest(op->name(), *args, std::move(tensors),
-                                      {.allow_reduced_precision = files.allow_reduced_precision});
+  absl::StatusOr<v1::ConvRequest> request = convserve::client::BuildRequest(
+      op->name(), *args, std::move(tensors),
+      {.allow_reduced_precision = files.allow_reduced_precision, .backend = files.backend});
   if (!request.ok()) return Fail(request.status().ToString());
 
   v1::ConvResponse response;

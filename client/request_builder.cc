@@ -134,6 +134,7 @@ absl::StatusOr<v1::ConvRequest> BuildRequest(absl::string_view op, const OpArgs&
   }
   request.set_activation(tensors.epilogue.activation);
   request.set_allow_reduced_precision(options.allow_reduced_precision);
+  request.set_backend(options.backend);
   return request;
 }
 

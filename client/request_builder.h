@@ -88,6 +88,8 @@ struct RequestOptions {
   // in and out (TF32 on a GPU), faster but with a larger rounding error, as
   // TensorFlow's TF32 opt-in allows. Ignored for other dtypes.
   bool allow_reduced_precision = false;
+  // The backend to compute on, as GetServerInfo names it; empty: the server chooses.
+  std::string backend;
 };
 
 // The request for `op`, named as ConvRequest's `op` field names it and as

@@ -125,6 +125,7 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
   job.spec = std::move(parsed->spec);
   job.operands = std::move(parsed->operands);
   job.bytes = bytes;
+  job.backend = std::move(parsed->backend);
   job.deadline = controls.deadline;
   job.cancelled = std::move(controls.cancelled);
   job.output = [response](const ConvSpec& spec) { return AllocateOutput(spec, response); };

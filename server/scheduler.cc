@@ -62,18 +62,29 @@ absl::StatusOr<int> Scheduler::Route(const Job& job) const {
 
 int Scheduler::LeastLoadedLocked(size_t first, const ConvSpec& spec) const {
   int best = -1;
+  bool best_has_room = false;
   size_t best_load = 0;
   for (size_t i = first; i < pools_.size(); ++i) {
     const PoolState& pool = *pools_[i];
     if (pool.name != pools_[first]->name || !pool.in_service) continue;
     if (!pool.backends.front()->Computes(spec)) continue;
+    // A pool whose queue has room before any whose queue is full.
+    const bool has_room = static_cast<int>(pool.queue.size()) < pool.max_queue;
     const size_t load = Load(pool);
-    if (best < 0 || load < best_load) {
+    if (best < 0 || (has_room && !best_has_room) ||
+        (has_room == best_has_room && load < best_load)) {
       best = static_cast<int>(i);
+      best_has_room = has_room;
       best_load = load;
     }
   }
   return best;
+}
+
+size_t Scheduler::FirstOfBackendLocked(size_t index) const {
+  size_t first = 0;
+  while (pools_[first]->name != pools_[index]->name) ++first;
+  return first;
 }
 
 absl::StatusOr<int> Scheduler::RouteLocked(const Job& job) const {
@@ -89,18 +100,26 @@ absl::StatusOr<int> Scheduler::RouteLocked(const Job& job) const {
     return job.pool;
   }
   if (!job.backend.empty()) {
-    int best = -1;
     std::vector<std::string> lost;
+    bool runs = false, computes = false;
     for (size_t i = 0; i < pools_.size(); ++i) {
       const PoolState& pool = *pools_[i];
       if (pool.name != job.backend) continue;
+      if (!runs) {
+        runs = true;
+        const int best = LeastLoadedLocked(i, job.spec);
+        if (best >= 0) return best;
+      }
+      if (pool.backends.front()->Computes(job.spec)) computes = true;
       if (!pool.in_service) {
         lost.push_back(absl::StrCat(pool.device_id, ": ", pool.out_of_service_reason));
-        continue;
       }
-      if (best < 0 || Load(pool) < Load(*pools_[best])) best = static_cast<int>(i);
     }
-    if (best >= 0) return best;
+    if (runs && !computes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("the ", job.backend, " backend does not compute ",
+                       TfTypeName(job.spec.dtype), " convolutions of this shape"));
+    }
     if (!lost.empty()) {
       return absl::UnavailableError(absl::StrCat("every ", job.backend,
                                                  " worker of this server is out of service (",
@@ -198,20 +217,30 @@ void Scheduler::NotifyWaiters(std::unique_lock<std::mutex>& lock) {
   lock.lock();
 }
 
-bool Scheduler::HandOnLocked(Queued& queued, size_t from) {
-  // A job that asked for its backend or pool stays there; once stopping, the
-  // other pools' workers may have left.
-  if (!queued.job.backend.empty() || queued.job.pool >= 0 || stopping_) return false;
-  for (size_t i = from + 1; i < pools_.size(); ++i) {
-    // Not to a sibling (another device of the same backend): the next backend.
-    if (pools_[i]->name == pools_[from]->name) continue;
-    const int target = LeastLoadedLocked(i, queued.job.spec);
-    if (target < 0) continue;
+bool Scheduler::HandOnLocked(Queued& queued, size_t from, bool device_lost) {
+  // A job that asked for its pool stays there; once stopping, the other
+  // pools' workers may have left.
+  if (queued.job.pool >= 0 || stopping_) return false;
+  auto move_to = [&](int target) {
     PoolState& next = *pools_[target];
     // Already admitted: it keeps its bytes and goes ahead of the queue.
     next.queue.push_front(std::move(queued));
     next.work_available.notify_one();
     return true;
+  };
+  // A lost device's jobs go to its siblings (other devices of the backend)
+  // in service first; a declined job would be declined there too.
+  if (device_lost) {
+    const int sibling = LeastLoadedLocked(FirstOfBackendLocked(from), queued.job.spec);
+    if (sibling >= 0) return move_to(sibling);
+  }
+  // A job that asked for its backend stays with it.
+  if (!queued.job.backend.empty()) return false;
+  for (size_t i = from + 1; i < pools_.size(); ++i) {
+    // Not to a sibling (another device of the same backend): the next backend.
+    if (pools_[i]->name == pools_[from]->name) continue;
+    const int target = LeastLoadedLocked(i, queued.job.spec);
+    if (target >= 0) return move_to(target);
   }
   return false;
 }
@@ -227,11 +256,20 @@ bool Scheduler::TakeOutOfServiceLocked(size_t index, const absl::Status& status,
   while (!pool.queue.empty()) {
     Queued queued = std::move(pool.queue.back());
     pool.queue.pop_back();
-    if (!HandOnLocked(queued, index)) kept.push_back(std::move(queued));
+    if (!HandOnLocked(queued, index, /*device_lost=*/true)) kept.push_back(std::move(queued));
   }
   for (auto it = kept.rbegin(); it != kept.rend(); ++it) stranded.push_back(std::move(*it));
   pool.work_available.notify_all();  // its other workers leave too
   return true;
+}
+
+void Scheduler::TakeOutOfService(int index, const absl::Status& reason) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  std::vector<Queued> stranded;
+  if (!TakeOutOfServiceLocked(static_cast<size_t>(index), reason, stranded)) return;
+  const PoolState& pool = *pools_[index];
+  FailJobs(stranded, OutOfService(pool.name, pool.device_id, pool.out_of_service_reason), lock);
+  NotifyWaiters(lock);
 }
 
 void Scheduler::FailJobs(std::vector<Queued>& jobs, const absl::Status& status,
@@ -282,14 +320,17 @@ void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
 
     lock.lock();
     --pool.running;
-    if (ran && absl::IsUnimplemented(status) && HandOnLocked(queued, pool_index)) continue;
+    if (ran && absl::IsUnimplemented(status) &&
+        HandOnLocked(queued, pool_index, /*device_lost=*/false)) {
+      continue;
+    }
     if (ran && absl::IsUnavailable(status)) {
       // The device is lost: this pool leaves service, its jobs go elsewhere.
       std::vector<Queued> stranded;
       const bool lost_now = TakeOutOfServiceLocked(pool_index, status, stranded);
       const absl::Status out_of_service =
           OutOfService(pool.name, pool.device_id, pool.out_of_service_reason);
-      const bool handed_on = HandOnLocked(queued, pool_index);
+      const bool handed_on = HandOnLocked(queued, pool_index, /*device_lost=*/true);
       if (lost_now) {
         lock.unlock();
         spdlog::error(

@@ -97,6 +97,11 @@ class Scheduler {
   // then retries Submit (others may take the room, or route it elsewhere).
   void NotifyWhenRoom(Room room, std::function<void()> callback);
 
+  // Takes pool `index` out of service for good because of `reason` (say,
+  // its device failed the warm-up), as a lost device does: its queued jobs
+  // move to other pools or fail with UNAVAILABLE, its workers leave.
+  void TakeOutOfService(int index, const absl::Status& reason);
+
   // Totals over every pool (workers: over the pools in service).
   int queue_depth() const;
   int running() const;
@@ -127,17 +132,24 @@ class Scheduler {
   // The backends' names, each once, in routing order, for messages.
   std::string PoolNamesLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The pool in service of the same backend as pools_[first], at index
-  // `first` or later, that computes `spec` with the least load; -1 if none.
+  // `first` or later, that computes `spec` with the least load (queued plus
+  // running), preferring pools whose queue has room; -1 if none.
   int LeastLoadedLocked(size_t first, const ConvSpec& spec) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool HasRoomLocked(const PoolState& pool, int64_t bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void WorkerLoop(size_t pool_index, Backend& backend);
-  // Moves a job that pool `from` cannot run (its backend declined it, or
-  // lost its device) to the front of the least loaded pool of the next
-  // backend after `from`, by another name, that computes it; false if none
-  // does, the job asked for its backend or pool, or the scheduler is stopping.
-  bool HandOnLocked(Queued& queued, size_t from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // The index of the first pool of pools_[index]'s backend.
+  size_t FirstOfBackendLocked(size_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Moves a job that pool `from` cannot run to the front of another pool's
+  // queue: when `device_lost`, the least loaded sibling in service (another
+  // device of the same backend) that computes it, if any; else (its backend
+  // declined it, or no sibling can take it) the least loaded pool of the
+  // next backend after `from`, by another name, that computes it. False if
+  // none does, the job asked for its pool (or for its backend, and no
+  // sibling took it), or the scheduler is stopping.
+  bool HandOnLocked(Queued& queued, size_t from, bool device_lost)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Takes pool `index` out of service for `status` (its device is lost):
   // hands its queued jobs on, adds those that cannot go to `stranded`, and
   // wakes its workers. False if it was already out of service.

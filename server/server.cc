@@ -178,8 +178,10 @@ absl::Status WarmUp(Scheduler& scheduler) {
     const Scheduler::PoolStatus& pool = pools[i];
     const std::string where =
         pool.device_id == "cpu" ? pool.backend : absl::StrCat(pool.backend, " on ", pool.device_id);
-    if (absl::IsUnavailable(status) && pool.device_id != "cpu" &&
-        !scheduler.pool_status()[i].in_service) {
+    if (pool.device_id != "cpu") {
+      // A device that cannot compute (lost, out of memory, an architecture
+      // cuDNN does not run on, ...) leaves service; the others serve.
+      scheduler.TakeOutOfService(static_cast<int>(i), status);
       spdlog::warn("warm-up: {} cannot be used, the server starts without it: {}", where,
                    std::string(status.message()));
       continue;

@@ -61,10 +61,10 @@ class RunningServer {
 };
 
 // Runs one small conv2d on every pool of `scheduler` (each by Job::pool) and
-// checks its result. A pool off the CPU whose device cannot be used (its Run
-// returned UNAVAILABLE, so the scheduler took it out of service) is logged and
-// skipped; any other failure is returned, naming the pool. StartServer calls
-// it before serving.
+// checks its result. A pool off the CPU that fails it (its device lost, out
+// of memory, unsupported, or computing a wrong result) is taken out of
+// service, logged and skipped; a CPU pool's failure is returned, naming the
+// pool. StartServer calls it before serving.
 absl::Status WarmUp(Scheduler& scheduler);
 
 // Builds the worker pools (one per GPU that config.cuda_devices selects,

@@ -215,6 +215,7 @@ absl::StatusOr<ParsedRequest> ParseConvRequest(const v1::ConvRequest& request,
   // A float32 opt-in; other dtypes ignore it.
   parsed.spec.allow_reduced_precision =
       request.allow_reduced_precision() && parsed.spec.dtype == DataType::kFloat32;
+  parsed.backend = request.backend();
   return parsed;
 }
 

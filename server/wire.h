@@ -22,6 +22,8 @@ v1::DataType ToProto(DataType dtype);
 struct ParsedRequest {
   ConvSpec spec;
   Operands operands;
+  // The backend the request asks for; empty: any.
+  std::string backend;
   // Registered filters the operands point into, kept alive for the request.
   std::vector<std::shared_ptr<const v1::Tensor>> registered;
 };

@@ -79,12 +79,23 @@ TEST_F(RequestBuilderTest, ReducedPrecisionIsAnOptInOfTheRequest) {
   absl::StatusOr<v1::ConvRequest> plain = BuildRequest("conv2d", {.padding = "VALID"}, Tensors());
   ASSERT_TRUE(plain.ok()) << plain.status();
   EXPECT_FALSE(plain->allow_reduced_precision());
-  absl::StatusOr<v1::ConvRequest> reduced =
-      BuildRequest("conv2d", {.padding = "VALID"}, Tensors(), {.allow_reduced_precision = true});
+  absl::StatusOr<v1::ConvRequest> reduced = BuildRequest(
+      "conv2d", {.padding = "VALID"}, Tensors(), {.allow_reduced_precision = true, .backend = ""});
   ASSERT_TRUE(reduced.ok()) << reduced.status();
   EXPECT_THAT(*reduced, EqualsProto(Expected(std::string(kOperands) + R"pb(
     conv2d { padding: PADDING_VALID }
     allow_reduced_precision: true
+  )pb")));
+}
+
+TEST_F(RequestBuilderTest, BackendIsAnOptionOfTheRequest) {
+  absl::StatusOr<v1::ConvRequest> request =
+      BuildRequest("conv2d", {.padding = "VALID"}, Tensors(),
+                   {.allow_reduced_precision = false, .backend = "cuda"});
+  ASSERT_TRUE(request.ok()) << request.status();
+  EXPECT_THAT(*request, EqualsProto(Expected(std::string(kOperands) + R"pb(
+    conv2d { padding: PADDING_VALID }
+    backend: "cuda"
   )pb")));
 }
 

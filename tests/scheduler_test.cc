@@ -369,6 +369,48 @@ TEST(Scheduler, APoolGroupTakesEachJobOnItsLeastLoadedMember) {
   }
 }
 
+TEST(Scheduler, AGroupPrefersAMemberWhoseQueueHasRoom) {
+  Gate gate;
+  std::vector<Scheduler::Pool> pools;
+  // cuda:0 queues at most 1 job, cuda:1 at most 4.
+  pools.push_back(MakeDevicePool("cuda:0", kFloat32Only, 1, &gate));
+  pools.push_back(MakeDevicePool("cuda:1", kFloat32Only, 4, &gate));
+  Scheduler scheduler(1 << 20, std::move(pools));
+  std::promise<Result> results[5];
+  std::vector<Job> jobs;
+  for (auto& result : results) jobs.push_back(MakeJob(DataType::kFloat32, &result));
+  ASSERT_TRUE(scheduler.Submit(jobs[0]).ok());  // cuda:0 runs it
+  while (scheduler.running() != 1) std::this_thread::yield();
+  ASSERT_TRUE(scheduler.Submit(jobs[1]).ok());  // cuda:1 runs it
+  while (scheduler.running() != 2) std::this_thread::yield();
+  ASSERT_TRUE(scheduler.Submit(jobs[2]).ok());  // tied: cuda:0's queue, now full
+  ASSERT_TRUE(scheduler.Submit(jobs[3]).ok());  // cuda:1's queue
+  // Loads tied again (2 and 2): the first member's queue is full, so cuda:1.
+  EXPECT_EQ(*scheduler.Route(jobs[4]), 1);
+  const bool admitted = scheduler.Submit(jobs[4]).ok();
+  EXPECT_TRUE(admitted) << "refused while cuda:1 had room";
+  gate.Open();
+  for (int i = 0; i < (admitted ? 5 : 4); ++i) {
+    EXPECT_TRUE(results[i].get_future().get().status.ok());
+  }
+}
+
+TEST(Scheduler, AJobNamingABackendGoesToAMemberThatComputesIt) {
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakeDevicePool("cuda:0", kFloat32Only, 4));  // an older GPU
+  pools.push_back(MakeDevicePool("cuda:1", kEverything, 4));
+  pools.push_back(MakePool("cpu", {DataType::kFloat32}, 1, 4));
+  Scheduler scheduler(1 << 20, std::move(pools));
+  std::promise<Result> unused;
+  Job f64 = MakeJob(DataType::kFloat64, &unused);
+  f64.backend = "gpu";
+  EXPECT_EQ(*scheduler.Route(f64), 1);
+  Job on_cpu = MakeJob(DataType::kFloat64, &unused);
+  on_cpu.backend = "cpu";
+  const absl::StatusOr<int> refused = scheduler.Route(on_cpu);
+  EXPECT_TRUE(absl::IsFailedPrecondition(refused.status())) << refused.status();
+}
+
 TEST(Scheduler, ADeclinedJobGoesToAnotherBackendNotToASibling) {
   std::vector<Scheduler::Pool> pools;
   pools.push_back(MakeDevicePool("cuda:0", kFloat32Only, 4, nullptr, Outcome::kDecline));
@@ -477,7 +519,7 @@ TEST(Scheduler, ALostDeviceLeavesItsSiblingsInService) {
   ASSERT_TRUE(scheduler.Submit(job).ok());
   const Result moved = first.get_future().get();
   EXPECT_TRUE(moved.status.ok()) << moved.status;
-  EXPECT_EQ(moved.backend, "cpu") << "handed to the next backend, not to the sibling";
+  EXPECT_EQ(moved.device, "cuda:1") << "a lost device's job goes to its sibling in service first";
 
   std::promise<Result> second;
   Job next = MakeJob(DataType::kFloat32, &second);
@@ -616,27 +658,29 @@ TEST(WarmUp, RunsOnEveryPoolAndSkipsAGpuWhoseDeviceCannotBeUsed) {
   EXPECT_TRUE(state[2].in_service);
 }
 
-TEST(WarmUp, OtherFailuresFailTheStartNamingThePool) {
-  const struct {
-    const char* device;
-    Outcome outcome;
-    absl::StatusCode code;
-    const char* message;
-  } cases[] = {
-      {"cuda:0", Outcome::kDecline, absl::StatusCode::kUnimplemented, "gpu on cuda:0: declined"},
-      {"cpu", Outcome::kLoseDevice, absl::StatusCode::kUnavailable,
-       "gpu: the gpu worker on cpu is out of service: device fell off the bus"},
-  };
-  for (const auto& c : cases) {
-    SCOPED_TRACE(c.message);
-    std::vector<Scheduler::Pool> pools;
-    pools.push_back(MakeDevicePool(c.device, kFloat32Only, 4, nullptr, c.outcome));
-    pools.push_back(MakePool("cpu", kEverything, 1, 4));
-    Scheduler scheduler(1 << 20, std::move(pools));
-    const absl::Status status = WarmUp(scheduler);
-    EXPECT_EQ(status.code(), c.code) << status;
-    EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr(c.message));
-  }
+TEST(WarmUp, AnyFailureOfAGpuTakesItOutOfServiceAndTheServerStarts) {
+  // A decline (say, an architecture cuDNN does not run on) is no better than
+  // a lost device: the GPU leaves service, the CPU pools serve.
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakeDevicePool("cuda:0", kFloat32Only, 4, nullptr, Outcome::kDecline));
+  pools.push_back(MakePool("cpu", kEverything, 1, 4));
+  Scheduler scheduler(1 << 20, std::move(pools));
+  const absl::Status status = WarmUp(scheduler);
+  EXPECT_TRUE(status.ok()) << status;
+  EXPECT_FALSE(scheduler.pool_status()[0].in_service);
+  EXPECT_EQ(scheduler.pool_status()[0].out_of_service_reason, "declined");
+  std::promise<Result> result;
+  Job job = MakeJob(DataType::kFloat32, &result);
+  EXPECT_EQ(*scheduler.Route(job), 1);
+}
+
+TEST(WarmUp, ACpuPoolsFailureFailsTheStartNamingThePool) {
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakePool("cpu", kEverything, 1, 4, nullptr, /*decline=*/true));
+  Scheduler scheduler(1 << 20, std::move(pools));
+  const absl::Status status = WarmUp(scheduler);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
+  EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("cpu: declined"));
 }
 
 }  // namespace

@@ -85,30 +85,36 @@ struct CudaBackend::Impl {
   cudaDeviceProp properties{};
   std::string library_version;
   // The worker's, created on its first Run.
-  bool started = false;
   cudaStream_t stream = nullptr;
   cudnnHandle_t handle = nullptr;
   // Set once the device is lost, for every later Run.
   absl::Status lost;
 
   std::atomic<int64_t> buffer_bytes{0};
+  // Bytes of cached filters, for DeviceBytes on other threads (`filters`
+  // itself is replaced on the worker's).
+  std::atomic<int64_t> filter_bytes{0};
   DeviceBuffer input{&buffer_bytes}, result{&buffer_bytes}, intermediate{&buffer_bytes},
       scratch{&buffer_bytes}, workspace{&buffer_bytes}, filter_upload{&buffer_bytes};
   PinnedBuffer pinned_input, pinned_result, pinned_filter;
-  WeightCache filters;
+  std::unique_ptr<WeightCache> filters;
   absl::flat_hash_map<ConvSpec, std::unique_ptr<CudnnPlan>> plans;
   Scale scale;
 
-  explicit Impl(CudaOptions o) : options(o), filters(o.weight_cache_bytes) {}
+  explicit Impl(CudaOptions o)
+      : options(o), filters(std::make_unique<WeightCache>(o.weight_cache_bytes)) {}
 
   absl::Status Start();
   // A failed CUDA call's status; a lost device is UNAVAILABLE from now on.
   absl::Status Check(cudaError_t error, absl::string_view call);
   absl::Status CheckCudnn(cudnnStatus_t status, absl::string_view call);
   absl::StatusOr<CudnnPlan*> PlanFor(const ConvSpec& spec);
-  absl::StatusOr<const void*> Filter(const ConvSpec& spec, const StagePlan& stage, int index,
-                                     const ConstTensorView& tf_filter,
-                                     std::optional<uint64_t> known_hash);
+  // Shared: the cache may evict (or not keep) a filter while a request uses it.
+  absl::StatusOr<std::shared_ptr<const void>> Filter(const ConvSpec& spec, const StagePlan& stage,
+                                                     int index, const ConstTensorView& tf_filter,
+                                                     std::optional<uint64_t> known_hash);
+  // Frees every buffer and cached filter, for a retry after device memory ran out.
+  void ReleaseMemory();
   absl::Status Execute(const ConvSpec& spec, const CudnnPlan& plan, const Operands& operands,
                        TensorView out);
   absl::Status RunStage(const ConvSpec& spec, const StagePlan& stage, const void* filter,
@@ -130,7 +136,7 @@ absl::Status CudaBackend::Impl::CheckCudnn(cudnnStatus_t cudnn, absl::string_vie
   if (cudnn == CUDNN_STATUS_SUCCESS) return absl::OkStatus();
   // A kernel that faulted shows as an execution failure: the stream tells
   // whether the device survived it.
-  if (cudnn == CUDNN_STATUS_EXECUTION_FAILED || cudnn == CUDNN_STATUS_EXECUTION_FAILED_CUDART) {
+  if (CUDNN_STATUS_CATEGORY(cudnn) == CUDNN_STATUS_EXECUTION_FAILED) {
     CONVSERVE_RETURN_IF_ERROR(Check(cudaStreamSynchronize(stream), "cudaStreamSynchronize"));
   }
   return FromCudnn(cudnn, call);
@@ -138,12 +144,19 @@ absl::Status CudaBackend::Impl::CheckCudnn(cudnnStatus_t cudnn, absl::string_vie
 
 absl::Status CudaBackend::Impl::Start() {
   CONVSERVE_RETURN_IF_ERROR(Check(cudaSetDevice(options.device), "cudaSetDevice"));
-  if (started) return absl::OkStatus();
-  CONVSERVE_RETURN_IF_ERROR(
-      Check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"));
-  CONVSERVE_RETURN_IF_ERROR(CheckCudnn(cudnnCreate(&handle), "cudnnCreate"));
-  CONVSERVE_RETURN_IF_ERROR(CheckCudnn(cudnnSetStream(handle, stream), "cudnnSetStream"));
-  started = true;
+  if (handle != nullptr) return absl::OkStatus();
+  if (stream == nullptr) {
+    CONVSERVE_RETURN_IF_ERROR(
+        Check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate"));
+  }
+  cudnnHandle_t created = nullptr;
+  CONVSERVE_RETURN_IF_ERROR(CheckCudnn(cudnnCreate(&created), "cudnnCreate"));
+  if (absl::Status status = CheckCudnn(cudnnSetStream(created, stream), "cudnnSetStream");
+      !status.ok()) {
+    cudnnDestroy(created);
+    return status;
+  }
+  handle = created;
   return absl::OkStatus();
 }
 
@@ -158,9 +171,9 @@ absl::StatusOr<CudnnPlan*> CudaBackend::Impl::PlanFor(const ConvSpec& spec) {
 
 // The stage's filter in cuDNN's layout: from the device cache, or uploaded
 // and transformed now (and cached).
-absl::StatusOr<const void*> CudaBackend::Impl::Filter(const ConvSpec& spec, const StagePlan& stage,
-                                                      int index, const ConstTensorView& tf_filter,
-                                                      std::optional<uint64_t> known_hash) {
+absl::StatusOr<std::shared_ptr<const void>> CudaBackend::Impl::Filter(
+    const ConvSpec& spec, const StagePlan& stage, int index, const ConstTensorView& tf_filter,
+    std::optional<uint64_t> known_hash) {
   const StageGeometry& g = stage.geometry;
   const int64_t bytes = g.filter.Elements() * ItemSize(spec.dtype);
   // The filter's identity is its bytes and the layout it is kept in, not
@@ -177,9 +190,7 @@ absl::StatusOr<const void*> CudaBackend::Impl::Filter(const ConvSpec& spec, cons
                  : ContentHash(absl::string_view(reinterpret_cast<const char*>(tf_filter.data),
                                                  static_cast<size_t>(bytes)));
   const WeightKey key{hash, bytes, layout_key, index};
-  if (auto cached = filters.Find(key)) {
-    return static_cast<const DeviceFilter*>(cached.get())->data;
-  }
+  if (std::shared_ptr<const void> cached = filters->Find(key)) return cached;
   CONVSERVE_RETURN_IF_ERROR(pinned_filter.Reserve(bytes));
   CONVSERVE_RETURN_IF_ERROR(filter_upload.Reserve(bytes));
   std::memcpy(pinned_filter.data(), tf_filter.data, static_cast<size_t>(bytes));
@@ -197,9 +208,18 @@ absl::StatusOr<const void*> CudaBackend::Impl::Filter(const ConvSpec& spec, cons
                  "cudnnTransformTensor"));
   // pinned_filter is reused by the next upload: finish this one first.
   CONVSERVE_RETURN_IF_ERROR(Check(cudaStreamSynchronize(stream), "cudaStreamSynchronize"));
-  const void* data = filter->data;
-  filters.Insert(key, std::move(filter), bytes);
-  return data;
+  filters->Insert(key, filter, bytes);
+  filter_bytes.store(filters->bytes());
+  return filter;
+}
+
+void CudaBackend::Impl::ReleaseMemory() {
+  filters = std::make_unique<WeightCache>(options.weight_cache_bytes);
+  filter_bytes.store(0);
+  for (DeviceBuffer* buffer :
+       {&input, &result, &intermediate, &scratch, &workspace, &filter_upload}) {
+    buffer->Release();
+  }
 }
 
 absl::Status CudaBackend::Impl::RunStage(const ConvSpec& spec, const StagePlan& stage,
@@ -264,15 +284,17 @@ absl::Status CudaBackend::Impl::Execute(const ConvSpec& spec, const CudnnPlan& p
   }
   // Filters first: an upload synchronises the stream, which must not wait
   // on this request's input copy.
-  std::vector<const void*> filters_on_device;
+  // Held until the stream is done with them: the cache may evict a filter
+  // (or not keep one larger than its budget) while this request uses it.
+  std::vector<std::shared_ptr<const void>> filters_on_device;
   for (size_t i = 0; i < plan.stages.size(); ++i) {
     const bool first = i == 0;
-    absl::StatusOr<const void*> filter =
+    CONVSERVE_ASSIGN_OR_RETURN(
+        std::shared_ptr<const void> filter,
         Filter(spec, *plan.stages[i], static_cast<int>(i),
                first ? operands.filter : operands.pointwise_filter,
-               first ? operands.filter_hash : operands.pointwise_filter_hash);
-    CONVSERVE_ASSIGN_OR_RETURN(const void* on_device, std::move(filter));
-    filters_on_device.push_back(on_device);
+               first ? operands.filter_hash : operands.pointwise_filter_hash));
+    filters_on_device.push_back(std::move(filter));
   }
   std::memcpy(pinned_input.data(), operands.input.data, static_cast<size_t>(input_bytes));
   CONVSERVE_RETURN_IF_ERROR(Check(cudaMemcpyAsync(input.data(), pinned_input.data(), input_bytes,
@@ -282,7 +304,8 @@ absl::Status CudaBackend::Impl::Execute(const ConvSpec& spec, const CudnnPlan& p
   for (size_t i = 0; i < plan.stages.size(); ++i) {
     const bool last = i + 1 == plan.stages.size();
     std::byte* stage_out = last ? result.data() : intermediate.data();
-    CONVSERVE_RETURN_IF_ERROR(RunStage(spec, *plan.stages[i], filters_on_device[i], in, stage_out));
+    const void* filter = static_cast<const DeviceFilter*>(filters_on_device[i].get())->data;
+    CONVSERVE_RETURN_IF_ERROR(RunStage(spec, *plan.stages[i], filter, in, stage_out));
     in = stage_out;
   }
   CONVSERVE_RETURN_IF_ERROR(Check(cudaMemcpyAsync(pinned_result.data(), result.data(), result_bytes,
@@ -310,10 +333,10 @@ CudaBackend::CudaBackend(CudaOptions options) : impl_(std::make_unique<Impl>(opt
 }
 
 CudaBackend::~CudaBackend() {
-  if (!impl_->started) return;
+  if (impl_->stream == nullptr) return;
   cudaSetDevice(impl_->options.device);
   impl_->plans.clear();
-  cudnnDestroy(impl_->handle);
+  if (impl_->handle != nullptr) cudnnDestroy(impl_->handle);
   cudaStreamDestroy(impl_->stream);
   // The buffers and the cached filters free themselves on this device.
 }
@@ -346,7 +369,8 @@ bool CudaBackend::Computes(const ConvSpec& spec) const {
 }
 
 int64_t CudaBackend::DeviceBytes() const {
-  return impl_->buffer_bytes.load(std::memory_order_relaxed) + impl_->filters.bytes();
+  return impl_->buffer_bytes.load(std::memory_order_relaxed) +
+         impl_->filter_bytes.load(std::memory_order_relaxed);
 }
 
 absl::Status CudaBackend::Run(const ConvSpec& spec, const Operands& operands, TensorView out) {
@@ -359,6 +383,20 @@ absl::Status CudaBackend::Run(const ConvSpec& spec, const Operands& operands, Te
   CONVSERVE_RETURN_IF_ERROR(impl_->Start());
   CONVSERVE_ASSIGN_OR_RETURN(const CudnnPlan* plan, impl_->PlanFor(spec));
   absl::Status status = impl_->Execute(spec, *plan, operands, out);
+  if (!status.ok()) {
+    // Let whatever was queued finish before the next Run reuses the staging
+    // buffers (and learn whether the device survived).
+    impl_->Check(cudaStreamSynchronize(impl_->stream), "cudaStreamSynchronize").IgnoreError();
+  }
+  if (absl::IsResourceExhausted(status) && impl_->lost.ok()) {
+    // Device memory ran out: free the cached filters and grown buffers, and
+    // retry once with only this request's.
+    impl_->ReleaseMemory();
+    status = impl_->Execute(spec, *plan, operands, out);
+    if (!status.ok()) {
+      impl_->Check(cudaStreamSynchronize(impl_->stream), "cudaStreamSynchronize").IgnoreError();
+    }
+  }
   if (!impl_->lost.ok()) return impl_->lost;
   return status;
 }

@@ -22,7 +22,9 @@ absl::Status FromCudnn(cudnnStatus_t status, absl::string_view call) {
     case CUDNN_STATUS_NOT_SUPPORTED_DATA_TYPE:
     case CUDNN_STATUS_NOT_SUPPORTED_LAYOUT:
     case CUDNN_STATUS_NOT_SUPPORTED_SHARED_MEMORY_INSUFFICIENT:
-    case CUDNN_STATUS_NOT_SUPPORTED_PADDING: return absl::UnimplementedError(message);
+    case CUDNN_STATUS_NOT_SUPPORTED_PADDING:
+    case CUDNN_STATUS_NOT_SUPPORTED_BAD_LAUNCH_PARAM:
+    case CUDNN_STATUS_NOT_SUPPORTED_INVALID_DYNAMIC_SHAPE: return absl::UnimplementedError(message);
     default: break;
   }
   if (status == CUDNN_STATUS_INTERNAL_ERROR_HOST_ALLOCATION_FAILED ||

@@ -1,5 +1,6 @@
 #include "core/cuda/cudnn_geometry.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "core/cuda/symmetric_padding.h"
@@ -76,7 +77,12 @@ StageGeometry MainStage(const ConvSpec& s) {
       PackedLayout(r, ActivationDims(s.batch, s.out_channels, cudnn_output, r), s.channels_last);
   stage.y_tf = stage.y_cudnn;
   stage.y_tf.dims = y_dims;
-  for (int d = 0; d < r; ++d) stage.y_offset += crop[d] * stage.y_cudnn.strides[2 + d];
+  // Saturates: an offset past int64 fails FitsInt.
+  __int128 offset = 0;
+  for (int d = 0; d < r; ++d)
+    offset += static_cast<__int128>(crop[d]) * stage.y_cudnn.strides[2 + d];
+  stage.y_offset =
+      static_cast<int64_t>(std::min<__int128>(offset, std::numeric_limits<int64_t>::max()));
   return stage;
 }
 

@@ -848,6 +848,7 @@ ServerFixture& Server() {
   server::ServerConfig config;
   config.address = "127.0.0.1:0";
   config.backend = "onednn";
+  config.cuda_devices = "none";  // served vs in-process oneDNN, even on a GPU machine
   config.workers = 1;
   config.threads_per_worker = kThreads;
   auto started = server::StartServer(config);

@@ -70,15 +70,20 @@ class ClientBase(Generic[R]):
 
     address: str
     timeout: Optional[float]
+    allow_reduced_precision: bool
+    backend: Optional[str]
 
     def __init__(self, address: str, *, max_message_mb: float = 256,
                  timeout: Optional[float] = None, root_certificates: Credential = None,
                  private_key: Credential = None, certificate_chain: Credential = None,
                  tls: Optional[bool] = None, options: Optional[Sequence[Tuple[str, Any]]] = None,
                  token: Optional[str] = None,
-                 token_file: Union[str, "os.PathLike[str]", None] = None) -> None:
+                 token_file: Union[str, "os.PathLike[str]", None] = None,
+                 allow_reduced_precision: bool = False, backend: Optional[str] = None) -> None:
         self.address = address
         self.timeout = timeout
+        self.allow_reduced_precision = allow_reduced_precision
+        self.backend = backend
         limit = int(max_message_mb * 1024 * 1024)
         channel_options: List[Tuple[str, Any]] = [("grpc.max_send_message_length", limit),
                                                   ("grpc.max_receive_message_length", limit)]
@@ -112,6 +117,13 @@ class ClientBase(Generic[R]):
 
     def _timeout(self, timeout: Timeout) -> Optional[float]:
         return self.timeout if timeout is CLIENT_TIMEOUT else timeout
+
+    def _with_options(self, request: pb.ConvRequest) -> pb.ConvRequest:
+        """`request` with this client's allow_reduced_precision and backend."""
+        request.allow_reduced_precision = self.allow_reduced_precision
+        if self.backend:
+            request.backend = self.backend
+        return request
 
     def _run(self, build: Callable[[], pb.ConvRequest], timeout: Timeout) -> R:
         """Sends the request `build` returns; the decoded output array."""

@@ -79,7 +79,8 @@ class Client(ClientBase[Coroutine[Any, Any, Array]]):
             raise rpc_error(error) from None
 
     async def _run(self, build: Callable[[], pb.ConvRequest], timeout: Timeout) -> Array:
-        return decode_tensor((await self.call(build(), timeout=timeout)).output)
+        reply = await self.call(self._with_options(build()), timeout=timeout)
+        return decode_tensor(reply.output)
 
     async def call(self, request: pb.ConvRequest, *,
                    timeout: Timeout = CLIENT_TIMEOUT) -> pb.ConvResponse:
@@ -121,6 +122,8 @@ class Client(ClientBase[Coroutine[Any, Any, Array]]):
         encoded here, before the first is sent.
         """
         results = StreamResults(requests, ordered, return_exceptions)
+        for request in results.requests:
+            self._with_options(request)
         return self._stream(results, self._timeout(timeout))
 
     async def _stream(self, results: StreamResults,

@@ -81,6 +81,14 @@ class Client(ClientBase[Array]):
             ``authorization: Bearer <token>`` on every call, for a server run
             with ``--auth-tokens-file``. Needs TLS: a token is never sent in
             plaintext (ValueError).
+        allow_reduced_precision: let the server compute float32 ops in a
+            reduced precision with float32 in and out (TF32 on a GPU,
+            bfloat16 products on a CPU with bfloat16 hardware), as
+            TensorFlow's TF32 opt-in does; faster, with a larger rounding
+            error. Off by default; other dtypes ignore it.
+        backend: the backend every op computes on, as ``server_info()``
+            lists them (e.g. ``"cuda"``, ``"onednn"``); None: the server
+            routes each request.
 
     Every op method has TensorFlow 2's name, positional arguments and defaults
     (``name`` is accepted and ignored), takes NumPy arrays (or anything
@@ -128,7 +136,7 @@ class Client(ClientBase[Array]):
             raise rpc_error(error) from None
 
     def _run(self, build: Callable[[], pb.ConvRequest], timeout: Timeout) -> Array:
-        return decode_tensor(self.call(build(), timeout=timeout).output)
+        return decode_tensor(self.call(self._with_options(build()), timeout=timeout).output)
 
     def call(self, request: pb.ConvRequest, *, timeout: Timeout = CLIENT_TIMEOUT) -> pb.ConvResponse:
         """Sends one ConvRequest proto; returns the ConvResponse proto (with timing)."""
@@ -181,6 +189,8 @@ class Client(ClientBase[Array]):
         and the rest go on. A failure of the whole call raises ConvServeError.
         """
         results = StreamResults(requests, ordered, return_exceptions)
+        for request in results.requests:
+            self._with_options(request)
         return self._stream(results, self._timeout(timeout))
 
     def _stream(self, results: StreamResults, timeout: Optional[float]) -> Iterator[StreamResult]:

@@ -599,3 +599,26 @@ def test_signatures_mirror_tf():
     sig = inspect.signature(convserve.Client.conv2d_transpose).parameters
     assert sig["padding"].default == "SAME" and sig["data_format"].default == "NHWC"
     assert inspect.signature(convserve.Client.convolution).parameters["padding"].default == "VALID"
+
+
+def test_backend_option_picks_the_pool_and_an_unknown_one_is_not_found(server_address):
+    x, w = randn(1, 6, 6, 3), randn(3, 3, 3, 4)
+    with convserve.Client(server_address, timeout=60, backend="reference") as client:
+        reply = client.call(client._with_options(convserve.build_request("conv2d", x, w, 1, "SAME")))
+        assert reply.timing.backend == "reference"
+        assert_close(client.conv2d(x, w, 1, "SAME"), ref_conv(x, w, padding="SAME"))
+    with convserve.Client(server_address, timeout=60, backend="no-such-backend") as client:
+        with pytest.raises(convserve.ConvServeError) as error:
+            client.conv2d(x, w, 1, "SAME")
+        assert error.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_allow_reduced_precision_is_sent_and_stays_close(server_address):
+    x, w = randn(1, 8, 8, 16), randn(3, 3, 16, 8)
+    with convserve.Client(server_address, timeout=60, allow_reduced_precision=True) as client:
+        request = client._with_options(convserve.build_request("conv2d", x, w, 1, "SAME"))
+        assert request.allow_reduced_precision
+        # bfloat16 products where the CPU multiplies them: within 2^-7 of the sum of |products|.
+        magnitude = ref_conv(np.abs(x), np.abs(w), padding="SAME")
+        got = client.conv2d(x, w, 1, "SAME")
+        assert np.all(np.abs(got - ref_conv(x, w, padding="SAME")) <= magnitude * 2.0**-7 + 1e-6)
