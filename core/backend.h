@@ -57,6 +57,13 @@ class Backend {
   // Bytes of accelerator memory this instance holds (buffers, cached
   // weights); 0 for CPU backends. Thread-safe, for metrics.
   virtual int64_t DeviceBytes() const { return 0; }
+  // The arithmetic Run computed `spec` in, as the reply's timing reports it:
+  // the dtype's TensorFlow name ("float32", "bfloat16", ...), or the reduced
+  // precision a float32 spec that allows it ran in ("bfloat16" products on a
+  // CPU, "tf32" on a GPU). Called on the thread that ran Run, after it.
+  virtual std::string Precision(const ConvSpec& spec) const {
+    return std::string(DtypeName(spec.dtype));
+  }
 
   // Computes `spec` on `operands` into `out`, whose dtype is spec.dtype and
   // whose shape is spec.result_shape, already allocated by the caller.

@@ -24,4 +24,15 @@ absl::string_view TfTypeName(DataType dtype) {
   return "unknown";
 }
 
+absl::string_view DtypeName(DataType dtype) {
+  switch (dtype) {
+    case DataType::kFloat32: return "float32";
+    case DataType::kFloat64: return "float64";
+    case DataType::kFloat16: return "float16";
+    case DataType::kBFloat16: return "bfloat16";
+    case DataType::kInt32: return "int32";
+  }
+  return "unknown";
+}
+
 }  // namespace convserve

@@ -20,4 +20,8 @@ int64_t ItemSize(DataType dtype);
 // "half", "bfloat16", "int32".
 absl::string_view TfTypeName(DataType dtype);
 
+// The name of the type in tf.dtypes: "float32", "float64", "float16",
+// "bfloat16", "int32".
+absl::string_view DtypeName(DataType dtype);
+
 }  // namespace convserve

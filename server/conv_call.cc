@@ -101,6 +101,9 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
                                           {}});
   response->set_id(request.id());
   absl::StatusOr<ParsedRequest> parsed = ParseConvRequest(request, config_.limits, *filters_);
+  if (parsed.ok() && !config_.allow_reduced_precision) {
+    parsed->spec.allow_reduced_precision = false;  // the server forbids the opt-in
+  }
   absl::Status status = parsed.status();
   const int64_t budget = std::min(config_.max_request_bytes, config_.memory_budget_bytes);
   const int64_t bytes = parsed.ok() ? AdmittedBytes(call->labels.bytes_in, parsed->spec) : 0;
@@ -138,6 +141,7 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
       timing->set_compute_us(Micros(report.compute));
       timing->set_backend(std::string(report.backend));
       timing->set_device(std::string(report.device));
+      timing->set_precision(report.precision);
     } else {
       response.clear_output();
     }

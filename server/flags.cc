@@ -183,6 +183,13 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   add("--gpu-weight-cache-mb", gpu_weight_cache_mb,
       "filters each GPU worker keeps in device memory, in MiB (LRU)")
       ->check(non_negative("--gpu-weight-cache-mb", kMaxMb));
+  app.add_flag("--allow-reduced-precision,!--forbid-reduced-precision",
+               parsed.allow_reduced_precision,
+               "float32 requests may opt in to a reduced precision (bfloat16 products on a CPU "
+               "with bfloat16 hardware, TF32 on a GPU); --forbid-reduced-precision computes "
+               "every float32 request in full float32")
+      ->envname(EnvName("--allow-reduced-precision"))
+      ->capture_default_str();
   app.add_flag("--cuda-benchmark-algorithms", parsed.cuda_benchmark_algorithms,
                "GPU workers time cuDNN's algorithms and run the fastest; a result's bytes may "
                "then change from run to run (off: each shape always runs the same algorithm)")
@@ -306,6 +313,7 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"cuda-devices", FormatValue(config.cuda_devices)},
       {"gpu-weight-cache-mb", FormatMiB(config.gpu_weight_cache_bytes)},
       {"cuda-benchmark-algorithms", config.cuda_benchmark_algorithms ? "true" : "false"},
+      {"allow-reduced-precision", config.allow_reduced_precision ? "true" : "false"},
       {"threads-per-worker", std::to_string(config.threads_per_worker)},
       {"max-queue", std::to_string(config.max_queue)},
       {"memory-budget-mb", FormatMiB(config.memory_budget_bytes)},

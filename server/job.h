@@ -22,6 +22,7 @@ struct JobReport {
   std::chrono::nanoseconds compute{0};  // inside Backend::Run
   absl::string_view backend;            // the backend that ran it; empty if none did
   absl::string_view device;             // where: "cpu", "cuda:0"; empty if none ran it
+  std::string precision;                // Backend::Precision; empty if none ran it
 };
 
 // Owned by whoever holds it: the caller until Scheduler::Submit admits it,

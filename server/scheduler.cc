@@ -313,6 +313,7 @@ void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
       report.compute = Clock::now() - start;
       report.backend = pool.name;
       report.device = pool.device_id;
+      if (status.ok()) report.precision = backend.Precision(job.spec);
       ran = true;
     } else {
       report.queued = {};

@@ -41,6 +41,9 @@ struct ServerConfig {
   // change a result's bytes from run to run; off: each spec always runs the
   // same algorithm.
   bool cuda_benchmark_algorithms = false;
+  // Whether requests may opt in to reduced precision (allow_reduced_precision);
+  // false: every float32 request computes in full float32.
+  bool allow_reduced_precision = true;
   // Requests admitted but not yet running; more are refused with RESOURCE_EXHAUSTED.
   int max_queue = 64;
   // Bytes that admitted requests (queued or running) may hold in tensors,

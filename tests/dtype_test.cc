@@ -58,7 +58,7 @@ uint16_t Bits(half h) { return Eigen::numext::bit_cast<uint16_t>(h); }
 uint16_t Bits(bfloat16 b) { return Eigen::numext::bit_cast<uint16_t>(b); }
 float FloatFromBits(uint32_t bits) { return Eigen::numext::bit_cast<float>(bits); }
 
-TEST(DataTypeInfo, ItemSizeAndTfTypeName) {
+TEST(DataTypeInfo, ItemSizeTfTypeNameAndDtypeName) {
   EXPECT_EQ(ItemSize(DataType::kFloat32), 4);
   EXPECT_EQ(ItemSize(DataType::kFloat64), 8);
   EXPECT_EQ(ItemSize(DataType::kFloat16), 2);
@@ -69,6 +69,11 @@ TEST(DataTypeInfo, ItemSizeAndTfTypeName) {
   EXPECT_EQ(TfTypeName(DataType::kFloat16), "half");
   EXPECT_EQ(TfTypeName(DataType::kBFloat16), "bfloat16");
   EXPECT_EQ(TfTypeName(DataType::kInt32), "int32");
+  EXPECT_EQ(DtypeName(DataType::kFloat32), "float32");
+  EXPECT_EQ(DtypeName(DataType::kFloat64), "float64");
+  EXPECT_EQ(DtypeName(DataType::kFloat16), "float16");
+  EXPECT_EQ(DtypeName(DataType::kBFloat16), "bfloat16");
+  EXPECT_EQ(DtypeName(DataType::kInt32), "int32");
   // The C++ element types have those sizes.
   EXPECT_EQ(sizeof(half), 2u);
   EXPECT_EQ(sizeof(bfloat16), 2u);

@@ -153,6 +153,7 @@ TEST_F(FlagsTest, Defaults) {
   EXPECT_EQ(r.config.cuda_devices, "all");
   EXPECT_EQ(r.config.gpu_weight_cache_bytes, 256 * kMiB);
   EXPECT_FALSE(r.config.cuda_benchmark_algorithms);
+  EXPECT_TRUE(r.config.allow_reduced_precision);
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(r.err, "");
 }
@@ -168,6 +169,17 @@ TEST_F(FlagsTest, CudaDevicesAreAllNoneOrOrdinalsInCanonicalForm) {
   // Whether the devices exist is for the server's start (the backends list them).
   const ParseResult any = Parse({"--cuda-devices", "7"});
   ASSERT_EQ(any.exit_code, std::nullopt) << any.err;
+}
+
+TEST_F(FlagsTest, ReducedPrecisionCanBeForbidden) {
+  const ParseResult forbidden = Parse({"--forbid-reduced-precision"});
+  ASSERT_EQ(forbidden.exit_code, std::nullopt) << forbidden.err;
+  EXPECT_FALSE(forbidden.config.allow_reduced_precision);
+  setenv("CONVSERVE_ALLOW_REDUCED_PRECISION", "false", 1);
+  const ParseResult from_env = Parse({});
+  ASSERT_EQ(from_env.exit_code, std::nullopt) << from_env.err;
+  EXPECT_FALSE(from_env.config.allow_reduced_precision);
+  EXPECT_THAT(Parse({"--help"}).out, HasSubstr("--forbid-reduced-precision"));
 }
 
 TEST_F(FlagsTest, CudaBenchmarkAlgorithmsIsASwitch) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "convserve/v1/convserve.grpc.pb.h"
 #include "core/element_types.h"
+#include "core/onednn/onednn_backend.h"
 #include "core/reference/reference_backend.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -681,6 +682,30 @@ TEST_F(OneDnnServiceTest, WithoutAFallbackPoolWhatOneDnnCannotComputeIsUnimpleme
   ASSERT_EQ(info.backends_size(), 1);
   EXPECT_EQ(info.backends(0).name(), "onednn");
   EXPECT_EQ(info.limits().workers(), 2);
+}
+
+// The reply says which arithmetic ran: float32 unless the request opts in
+// and the CPU multiplies bfloat16 (then "bfloat16"); a server that forbids
+// the opt-in computes float32 and says so.
+TEST_F(OneDnnServiceTest, TimingSaysWhichPrecisionRan) {
+  v1::ConvRequest request = MakeRequest(AllOps()[2], DataType::kFloat32, rng_);
+  v1::ConvResponse strict, reduced;
+  ASSERT_TRUE(Call(request, &strict).ok());
+  EXPECT_EQ(strict.timing().precision(), "float32");
+  request.set_allow_reduced_precision(true);
+  ASSERT_TRUE(Call(request, &reduced).ok());
+  const std::string isa = OneDnnBackend::Isa();
+  const bool bf16_hardware = isa == "avx512_core_bf16" || isa == "avx512_core_amx";
+  EXPECT_EQ(reduced.timing().precision(), bf16_hardware ? "bfloat16" : "float32") << isa;
+
+  ServerConfig config;
+  config.cuda_devices = "none";
+  config.allow_reduced_precision = false;
+  Start(config);
+  v1::ConvResponse forbidden;
+  ASSERT_TRUE(Call(request, &forbidden).ok());
+  EXPECT_EQ(forbidden.timing().precision(), "float32");
+  EXPECT_EQ(forbidden.output().data(), strict.output().data());
 }
 
 TEST_F(OneDnnServiceTest, EmptyResultsWithHugeDimensionsAnswerAtOnce) {

@@ -368,6 +368,18 @@ bool CudaBackend::Computes(const ConvSpec& spec) const {
          FitsCudnn(PlanCudnnGeometry(spec));
 }
 
+std::string CudaBackend::Precision(const ConvSpec& spec) const {
+  if (spec.dtype == DataType::kFloat32 && spec.allow_reduced_precision) {
+    const auto it = impl_->plans.find(spec);
+    if (it != impl_->plans.end()) {
+      for (const auto& stage : it->second->stages) {
+        if (stage->math != CUDNN_FMA_MATH) return "tf32";
+      }
+    }
+  }
+  return std::string(DtypeName(spec.dtype));
+}
+
 int64_t CudaBackend::DeviceBytes() const {
   return impl_->buffer_bytes.load(std::memory_order_relaxed) +
          impl_->filter_bytes.load(std::memory_order_relaxed);

@@ -61,6 +61,9 @@ class CudaBackend final : public Backend {
   BackendInfo Describe() const override;
   bool Computes(const ConvSpec& spec) const override;
   int64_t DeviceBytes() const override;
+  // "tf32" when the spec's plan lets cuDNN use TF32 (a float32 spec that
+  // allows reduced precision, with an algorithm not restricted to FMA).
+  std::string Precision(const ConvSpec& spec) const override;
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
 
  private:

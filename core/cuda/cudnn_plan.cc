@@ -89,6 +89,7 @@ absl::Status Choose(const Perf* results, int count, const ConvSpec& spec,
     if (!policy.benchmark && perf.determinism != CUDNN_DETERMINISTIC) continue;
     stage.algorithm = static_cast<int>(perf.algo);
     stage.workspace_bytes = perf.memory;
+    stage.math = perf.mathType;
     RETURN_IF_CUDNN_ERROR(cudnnSetConvolutionMathType(stage.convolution.get(), perf.mathType));
     return absl::OkStatus();
   }

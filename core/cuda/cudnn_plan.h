@@ -45,6 +45,8 @@ struct StagePlan {
   // cudnnConvolutionFwdAlgo_t, or cudnnConvolutionBwdDataAlgo_t when backward_data.
   int algorithm = 0;
   size_t workspace_bytes = 0;
+  // The algorithm's math: CUDNN_FMA_MATH is full float32 for float32 data.
+  cudnnMathType_t math = CUDNN_FMA_MATH;
 };
 
 struct CudnnPlan {

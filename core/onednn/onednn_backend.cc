@@ -434,6 +434,10 @@ bool OneDnnBackend::Computes(const ConvSpec& spec) const {
          WindowWithinBound(spec);
 }
 
+std::string OneDnnBackend::Precision(const ConvSpec& spec) const {
+  return ReducedFloat32(spec) ? "bfloat16" : std::string(DtypeName(spec.dtype));
+}
+
 BackendInfo OneDnnBackend::Describe() const {
   BackendInfo info{
       .name = std::string(Name()),

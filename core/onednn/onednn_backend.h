@@ -41,6 +41,8 @@ class OneDnnBackend final : public Backend {
   // strides, dilations and pads are at most 1024 (oneDNN refuses or is slow
   // to plan larger ones).
   bool Computes(const ConvSpec& spec) const override;
+  // "bfloat16" for a float32 spec computed in bfloat16 (see ReducedFloat32).
+  std::string Precision(const ConvSpec& spec) const override;
   // UNIMPLEMENTED when oneDNN has no primitive for the spec (it refuses some
   // extreme strides and dilations), before anything is written to `out`.
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
