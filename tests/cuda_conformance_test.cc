@@ -44,6 +44,7 @@ namespace {
 
 using conformance::AllCases;
 using conformance::Buffer;
+using conformance::CacheGeometries;
 using conformance::CacheGeometry;
 using conformance::Case;
 using conformance::Compare;
@@ -353,26 +354,6 @@ TEST_F(CudaFloat32, FullPrecisionUnlessReducedPrecisionIsAllowed) {
 // The device filter cache: the same filter again gives the same bytes, and a
 // different filter of the same shape gives its own result, never the cached
 // one; with the filter's hash given (a registered filter) or computed.
-
-std::vector<Geometry> CacheGeometries() {
-  return {CacheGeometry(),
-          {.op = Op::kSeparable,  // two cached filters per request
-           .n = 2,
-           .spatial = {5, 5},
-           .kernel = {3, 3},
-           .in_channels = 4,
-           .out_channels = 2,
-           .pointwise_out = 6,
-           .bias = true},
-          {.op = Op::kConv2DTranspose,
-           .n = 2,
-           .spatial = {6, 6},
-           .kernel = {3, 3},
-           .strides = {2, 2},
-           .in_channels = 4,
-           .out_channels = 8,
-           .groups = 2}};
-}
 
 uint64_t HashOf(const Buffer& b) {
   return ContentHash(

@@ -53,27 +53,33 @@ int64_t Tap(const StageGeometry& g, int d, int64_t o, int64_t f) {
   return o * g.strides[d] - g.pads[d] + f * g.dilations[d];
 }
 
+// Calls fn(x index, filter index) for every tap of output `yi`'s window that
+// falls inside x (cuDNN's grouped cross-correlation with symmetric pads).
+void ForEachTap(const StageGeometry& g, const Index& yi,
+                const std::function<void(const Index&, const Index&)>& fn) {
+  const int64_t k_per_group = g.filter.dims[0] / g.groups, c_per_group = g.filter.dims[1];
+  TensorLayout taps = g.filter;
+  taps.dims[0] = 1;
+  ForEach(taps, [&](const Index& t) {
+    Index xi{};
+    xi[0] = yi[0];
+    xi[1] = yi[1] / k_per_group * c_per_group + t[1];
+    for (int d = 0; d < g.spatial_rank; ++d) {
+      xi[2 + d] = Tap(g, d, yi[2 + d], t[2 + d]);
+      if (xi[2 + d] < 0 || xi[2 + d] >= g.x.dims[2 + d]) return;
+    }
+    Index wi = t;
+    wi[0] = yi[1];
+    fn(xi, wi);
+  });
+}
+
 // cudnnConvolutionForward: y_cudnn from x and the packed filter.
 void Forward(const StageGeometry& g, const double* x, const double* w, double* y) {
-  const int64_t k_per_group = g.filter.dims[0] / g.groups, c_per_group = g.filter.dims[1];
   ForEach(g.y_cudnn, [&](const Index& yi) {
-    const int64_t group = yi[1] / k_per_group;
     double sum = 0;
-    Index wi{};
-    wi[0] = yi[1];
-    TensorLayout taps = g.filter;
-    taps.dims[0] = 1;
-    ForEach(taps, [&](const Index& t) {
-      Index xi{};
-      xi[0] = yi[0];
-      xi[1] = group * c_per_group + t[1];
-      for (int d = 0; d < g.spatial_rank; ++d) {
-        xi[2 + d] = Tap(g, d, yi[2 + d], t[2 + d]);
-        if (xi[2 + d] < 0 || xi[2 + d] >= g.x.dims[2 + d]) return;
-      }
-      Index full = t;
-      full[0] = yi[1];
-      sum += x[Offset(g.x, xi)] * w[Offset(g.filter, full)];
+    ForEachTap(g, yi, [&](const Index& xi, const Index& wi) {
+      sum += x[Offset(g.x, xi)] * w[Offset(g.filter, wi)];
     });
     y[Offset(g.y_cudnn, yi)] = sum;
   });
@@ -81,23 +87,10 @@ void Forward(const StageGeometry& g, const double* x, const double* w, double* y
 
 // cudnnConvolutionBackwardData: dx (the stage's x) from dy (y_cudnn).
 void BackwardData(const StageGeometry& g, const double* dy, const double* w, double* dx) {
-  const int64_t k_per_group = g.filter.dims[0] / g.groups, c_per_group = g.filter.dims[1];
   ForEach(g.x, [&](const Index& xi) { dx[Offset(g.x, xi)] = 0; });
   ForEach(g.y_cudnn, [&](const Index& yi) {
-    const int64_t group = yi[1] / k_per_group;
-    TensorLayout taps = g.filter;
-    taps.dims[0] = 1;
-    ForEach(taps, [&](const Index& t) {
-      Index xi{};
-      xi[0] = yi[0];
-      xi[1] = group * c_per_group + t[1];
-      for (int d = 0; d < g.spatial_rank; ++d) {
-        xi[2 + d] = Tap(g, d, yi[2 + d], t[2 + d]);
-        if (xi[2 + d] < 0 || xi[2 + d] >= g.x.dims[2 + d]) return;
-      }
-      Index full = t;
-      full[0] = yi[1];
-      dx[Offset(g.x, xi)] += dy[Offset(g.y_cudnn, yi)] * w[Offset(g.filter, full)];
+    ForEachTap(g, yi, [&](const Index& xi, const Index& wi) {
+      dx[Offset(g.x, xi)] += dy[Offset(g.y_cudnn, yi)] * w[Offset(g.filter, wi)];
     });
   });
 }

@@ -29,6 +29,7 @@ namespace {
 
 using conformance::AllCases;
 using conformance::Buffer;
+using conformance::CacheGeometries;
 using conformance::CacheGeometry;
 using conformance::Case;
 using conformance::Compare;
@@ -152,23 +153,7 @@ TEST(OneDnnWeightCache, SecondRunHitsAndNewFilterAddsEntry) {
 TEST(OneDnnWeightCache, NewFilterNeverGetsStaleWeights) {
   // Per dtype and path (forward, separable's two stages, transposed), with the
   // cache and without it.
-  const Geometry geometries[] = {CacheGeometry(),
-                                 {.op = Op::kSeparable,
-                                  .n = 2,
-                                  .spatial = {5, 5},
-                                  .kernel = {3, 3},
-                                  .in_channels = 4,
-                                  .out_channels = 2,
-                                  .pointwise_out = 6,
-                                  .bias = true},
-                                 {.op = Op::kConv2DTranspose,
-                                  .n = 2,
-                                  .spatial = {6, 6},
-                                  .kernel = {3, 3},
-                                  .strides = {2, 2},
-                                  .in_channels = 4,
-                                  .out_channels = 8,
-                                  .groups = 2}};
+  const std::vector<Geometry> geometries = CacheGeometries();
   for (bool cached : {true, false}) {
     for (const Geometry& g : geometries) {
       for (DataType dtype : {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16}) {

@@ -943,6 +943,26 @@ Geometry CacheGeometry() {
           .out_channels = 16};
 }
 
+std::vector<Geometry> CacheGeometries() {
+  return {CacheGeometry(),
+          {.op = Op::kSeparable,
+           .n = 2,
+           .spatial = {5, 5},
+           .kernel = {3, 3},
+           .in_channels = 4,
+           .out_channels = 2,
+           .pointwise_out = 6,
+           .bias = true},
+          {.op = Op::kConv2DTranspose,
+           .n = 2,
+           .spatial = {6, 6},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .in_channels = 4,
+           .out_channels = 8,
+           .groups = 2}};
+}
+
 // ---------------------------------------------------------------------------
 // Tensors.
 

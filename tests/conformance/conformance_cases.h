@@ -114,6 +114,9 @@ absl::StatusOr<ConvSpec> SpecOf(const Geometry& g, DataType dtype);
 
 // A small conv2d (6x6x8 (*) 3x3x8x16, SAME) for weight-cache tests.
 Geometry CacheGeometry();
+// Every path a weight cache serves: CacheGeometry, separable (two cached
+// filters per request, and a bias) and a grouped, strided transpose.
+std::vector<Geometry> CacheGeometries();
 
 // ---------------------------------------------------------------------------
 // Tensors of any dtype.
