@@ -45,30 +45,20 @@
 #include "oneapi/dnnl/dnnl.hpp"
 #include "server/server.h"
 #include "server/server_config.h"
+#include "tests/bench/bench_timing.h"
 #include "tests/bench/resnet50_layers.h"
 
 namespace convserve {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::Median;
+using bench::Seconds;
 using dnnl::memory;
 using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
 constexpr int kThreads = 2;
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-// The median: robust to the moments when another process takes a core.
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2 == 1) return *mid;
-  return (*mid + *std::max_element(v.begin(), mid)) / 2;
-}
 
 // ---------------------------------------------------------------------------
 // FMA peak: independent accumulator chains of vector FMAs on kThreads threads.

@@ -58,28 +58,18 @@
 #include "core/make_spec.h"
 #include "core/status_macros.h"
 #include "core/weight_cache.h"
+#include "tests/bench/bench_timing.h"
 #include "tests/bench/resnet50_layers.h"
 
 namespace convserve::cuda {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::Median;
+using bench::Seconds;
 
 constexpr int kDevice = 0;
 constexpr size_t kMaxWorkspaceBytes = size_t{1} << 30;  // as the backend's default policy
-
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
-
-// The median: robust to the moments when something else runs.
-double Median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  if (v.size() % 2 == 1) return *mid;
-  return (*mid + *std::max_element(v.begin(), mid)) / 2;
-}
 
 // ---------------------------------------------------------------------------
 // What is measured.
