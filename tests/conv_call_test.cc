@@ -114,8 +114,10 @@ TEST_F(ConvCallTest, ReducedPrecisionReachesTheSpecForFloat32Only) {
 }
 
 TEST_F(ConvCallTest, AFailedJobCountsOnNoDevice) {
+  // The request outlives the job, as a call's does.
+  const v1::ConvRequest request = OnesRequest();
   v1::ConvResponse response;
-  absl::StatusOr<Job> job = pipeline_.Prepare(OnesRequest(), &response, {}, Capture());
+  absl::StatusOr<Job> job = pipeline_.Prepare(request, &response, {}, Capture());
   ASSERT_TRUE(job.ok());
   JobReport report;
   report.backend = "gpu";
@@ -181,8 +183,9 @@ TEST_F(ConvCallTest, AnInvalidRequestIsRecordedAndReturnedWithoutFinishing) {
 TEST_F(ConvCallTest, ARequestOverThePerRequestLimitIsExhausted) {
   config_.max_request_bytes = 64;  // the ones request holds 68
   ConvPipeline pipeline(config_, &filters_, &metrics_);
+  const v1::ConvRequest request = OnesRequest();
   v1::ConvResponse response;
-  absl::StatusOr<Job> job = pipeline.Prepare(OnesRequest(), &response, {}, Capture());
+  absl::StatusOr<Job> job = pipeline.Prepare(request, &response, {}, Capture());
   EXPECT_TRUE(absl::IsResourceExhausted(job.status())) << job.status();
   EXPECT_THAT(job.status().message(), HasSubstr("max_request_mb"));
   EXPECT_EQ(Count("RESOURCE_EXHAUSTED"), "1");
@@ -206,7 +209,8 @@ TEST_F(ConvCallTest, ControlsReachTheJob) {
   v1::ConvResponse response;
   ConvPipeline::Controls controls;
   controls.cancelled = [] { return absl::CancelledError("gone"); };
-  absl::StatusOr<Job> job = pipeline_.Prepare(OnesRequest(), &response, controls, Capture());
+  const v1::ConvRequest request = OnesRequest();
+  absl::StatusOr<Job> job = pipeline_.Prepare(request, &response, controls, Capture());
   ASSERT_TRUE(job.ok());
   ASSERT_TRUE(job->cancelled);
   EXPECT_TRUE(absl::IsCancelled(job->cancelled()));
