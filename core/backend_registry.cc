@@ -32,8 +32,7 @@ absl::StatusOr<std::vector<DeviceInfo>> ListCudaDeviceInfos() {
          .compute_capability = absl::StrCat(device.compute_major, ".", device.compute_minor),
          .driver_version = CudaVersionString(versions.driver),
          .runtime_version = CudaVersionString(versions.runtime),
-         .library_version = absl::StrCat(versions.cudnn / 10000, ".", versions.cudnn / 100 % 100,
-                                         ".", versions.cudnn % 100)});
+         .cudnn_version = cuda::CudnnVersionString(versions.cudnn)});
   }
   return infos;
 }

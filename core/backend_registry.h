@@ -41,7 +41,7 @@ struct DeviceInfo {
   std::string compute_capability;  // e.g. "9.0"
   std::string driver_version;      // e.g. "13.0": the newest CUDA the driver runs
   std::string runtime_version;     // e.g. "13.0": the CUDA runtime linked in
-  std::string library_version;     // e.g. "9.19.0": cuDNN as loaded
+  std::string cudnn_version;       // e.g. "9.19.0": cuDNN as loaded
 
   bool operator==(const DeviceInfo&) const = default;
 };

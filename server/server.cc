@@ -34,7 +34,7 @@ std::string DescribeGpu(const ListedDevice& gpu) {
                                                   static_cast<double>(int64_t{1} << 30)),
                       " GiB, compute capability ", gpu.info.compute_capability, ", driver CUDA ",
                       gpu.info.driver_version, ", runtime CUDA ", gpu.info.runtime_version,
-                      ", cuDNN ", gpu.info.library_version);
+                      ", cuDNN ", gpu.info.cudnn_version);
 }
 
 // One pool of one worker per GPU that config.cuda_devices selects, then the

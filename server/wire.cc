@@ -235,7 +235,7 @@ void ToProto(const DeviceInfo& info, v1::GpuInfo* proto) {
   proto->set_compute_capability(info.compute_capability);
   proto->set_driver_version(info.driver_version);
   proto->set_runtime_version(info.runtime_version);
-  proto->set_cudnn_version(info.library_version);
+  proto->set_cudnn_version(info.cudnn_version);
 }
 
 TensorView AllocateOutput(const ConvSpec& spec, v1::ConvResponse* response) {

@@ -138,7 +138,7 @@ TEST(AddGpuInfosTest, EachGpuWithItsPoolsState) {
     listed.info.compute_capability = "9.0";
     listed.info.driver_version = "13.0";
     listed.info.runtime_version = "12.8";
-    listed.info.library_version = "9.19.0";
+    listed.info.cudnn_version = "9.19.0";
     return listed;
   };
   const std::vector<ListedDevice> gpus = {device(0, true), device(1, true), device(2, false)};

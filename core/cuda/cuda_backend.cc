@@ -9,6 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "core/cuda/cuda_devices.h"
 #include "core/cuda/cuda_status.h"
 #include "core/cuda/cudnn_geometry.h"
 #include "core/cuda/cudnn_plan.h"
@@ -83,7 +84,7 @@ struct CudaBackend::Impl {
   // Fixed at construction.
   absl::Status init_error;
   cudaDeviceProp properties{};
-  std::string library_version;
+  std::string cudnn_version;
   // The worker's, created on its first Run.
   cudaStream_t stream = nullptr;
   cudnnHandle_t handle = nullptr;
@@ -327,9 +328,7 @@ CudaBackend::CudaBackend(CudaOptions options) : impl_(std::make_unique<Impl>(opt
         absl::StrCat("CUDA device ", options.device,
                      " cannot be used: ", FromCuda(error, "cudaGetDeviceProperties").message()));
   }
-  const size_t version = cudnnGetVersion();
-  impl_->library_version =
-      absl::StrCat(version / 10000, ".", version / 100 % 100, ".", version % 100);
+  impl_->cudnn_version = CudnnVersionString(static_cast<int64_t>(cudnnGetVersion()));
 }
 
 CudaBackend::~CudaBackend() {
@@ -344,7 +343,7 @@ CudaBackend::~CudaBackend() {
 BackendInfo CudaBackend::Describe() const {
   BackendInfo info{
       .name = std::string(Name()),
-      .version = absl::StrCat("cuDNN ", impl_->library_version),
+      .version = absl::StrCat("cuDNN ", impl_->cudnn_version),
       .device = impl_->init_error.ok()
                     ? absl::StrCat(impl_->properties.name, " (compute capability ",
                                    impl_->properties.major, ".", impl_->properties.minor, ")")

@@ -15,6 +15,10 @@ CudaVersions GetCudaVersions() {
   return versions;
 }
 
+std::string CudnnVersionString(int64_t version) {
+  return absl::StrCat(version / 10000, ".", version / 100 % 100, ".", version % 100);
+}
+
 absl::StatusOr<std::vector<CudaDevice>> ListCudaDevices() {
   int driver = 0;
   if (cudaDriverGetVersion(&driver) != cudaSuccess || driver == 0) {

@@ -25,6 +25,8 @@ struct CudaVersions {
   int64_t cudnn = 0;  // cuDNN loaded, e.g. 91900
 };
 CudaVersions GetCudaVersions();
+// "9.19.0" from cuDNN's 91900.
+std::string CudnnVersionString(int64_t version);
 
 // Every device the CUDA runtime sees. FAILED_PRECONDITION naming the CUDA
 // error when there is none to use (no driver, no device, or a driver too old

@@ -45,7 +45,7 @@
 #include "oneapi/dnnl/dnnl.hpp"
 #include "server/server.h"
 #include "server/server_config.h"
-#include "tests/bench/bench_timing.h"
+#include "tests/bench/bench_stats.h"
 #include "tests/bench/resnet50_layers.h"
 
 namespace convserve {
@@ -217,14 +217,9 @@ float Element(const Buffer& b, DataType dtype, int64_t i) {
 
 // max |a - b| / max |b|.
 double RelativeError(const Buffer& a, const Buffer& b, DataType dtype, int64_t elements) {
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < elements; ++i) {
-    const double x = Element(a, dtype, i), y = Element(b, dtype, i);
-    if (!std::isfinite(x)) return INFINITY;
-    max_diff = std::max(max_diff, std::abs(x - y));
-    max_ref = std::max(max_ref, std::abs(y));
-  }
-  return max_ref > 0 ? max_diff / max_ref : max_diff;
+  return bench::MaxRelativeError(
+      elements, [&](int64_t i) { return Element(a, dtype, i); },
+      [&](int64_t i) { return Element(b, dtype, i); });
 }
 
 // ---------------------------------------------------------------------------

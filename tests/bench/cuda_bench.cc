@@ -58,7 +58,7 @@
 #include "core/make_spec.h"
 #include "core/status_macros.h"
 #include "core/weight_cache.h"
-#include "tests/bench/bench_timing.h"
+#include "tests/bench/bench_stats.h"
 #include "tests/bench/resnet50_layers.h"
 
 namespace convserve::cuda {
@@ -153,14 +153,9 @@ double Element(const std::vector<std::byte>& bytes, DataType dtype, int64_t i) {
 // max |a - b| / max |b|.
 double RelativeError(const std::vector<std::byte>& a, const std::vector<std::byte>& b,
                      DataType dtype, int64_t elements) {
-  double max_diff = 0, max_ref = 0;
-  for (int64_t i = 0; i < elements; ++i) {
-    const double x = Element(a, dtype, i), y = Element(b, dtype, i);
-    if (!std::isfinite(x)) return INFINITY;
-    max_diff = std::max(max_diff, std::abs(x - y));
-    max_ref = std::max(max_ref, std::abs(y));
-  }
-  return max_ref > 0 ? max_diff / max_ref : max_diff;
+  return bench::MaxRelativeError(
+      elements, [&](int64_t i) { return Element(a, dtype, i); },
+      [&](int64_t i) { return Element(b, dtype, i); });
 }
 
 // ---------------------------------------------------------------------------
