@@ -64,6 +64,16 @@ class Backend {
   virtual std::string Precision(const ConvSpec& spec) const {
     return std::string(DtypeName(spec.dtype));
   }
+  // Whether Run computes each image of `spec` (the batch dimension is
+  // spec.batch) to the same bytes as it would alone, or in any other batch of
+  // specs that differ from `spec` only in batch (and result_shape[0]). Dynamic
+  // batching (server/scheduler.h) concatenates requests into one Run only
+  // where this holds, so that batching never changes a result's bytes. A pure
+  // function of the spec; false unless the backend has shown it.
+  virtual bool BatchInvariant(const ConvSpec& spec) const {
+    (void)spec;
+    return false;
+  }
 
   // Computes `spec` on `operands` into `out`, whose dtype is spec.dtype and
   // whose shape is spec.result_shape, already allocated by the caller.

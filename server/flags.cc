@@ -205,6 +205,20 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   add("--max-queue", parsed.max_queue,
       "requests admitted but not yet running; more are refused (RESOURCE_EXHAUSTED)")
       ->check(positive("--max-queue"));
+  add("--batch-max-size", parsed.batch_max_size,
+      "dynamic batching: images (the sum of requests' batch sizes) one kernel call may take, "
+      "from queued requests with the same spec but for the batch and the same filter; 1: off")
+      ->check(positive("--batch-max-size", 4096));
+  int64_t batch_max_delay_us = parsed.batch_max_delay.count();
+  add("--batch-max-delay-us", batch_max_delay_us,
+      "dynamic batching: microseconds after its arrival a batch's first request may wait for "
+      "more (never within a deadline of theirs); 0: only the requests already queued")
+      ->check(non_negative("--batch-max-delay-us", int64_t{60} * 1000 * 1000));
+  add("--batch-preferred-sizes", parsed.batch_preferred_sizes,
+      "dynamic batching: comma-separated batch sizes in images, each 2 to --batch-max-size, "
+      "that a batch stops waiting at (and, after the wait, is cut to); none: any size")
+      ->delimiter(',')
+      ->check(positive("--batch-preferred-sizes", 4096));
   add("--memory-budget-mb", memory_budget_mb,
       "MiB that admitted requests may hold together; more are refused (RESOURCE_EXHAUSTED)")
       ->check(positive("--memory-budget-mb", kMaxMb));
@@ -275,6 +289,14 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
     if (!parsed.tls_client_ca_file.empty() && parsed.tls_cert_file.empty()) {
       throw CLI::ValidationError("--tls-client-ca", "needs --tls-cert and --tls-key");
     }
+    for (int size : parsed.batch_preferred_sizes) {
+      if (size < 2 || size > parsed.batch_max_size) {
+        throw CLI::ValidationError("--batch-preferred-sizes",
+                                   "each must be from 2 to --batch-max-size (" +
+                                       std::to_string(parsed.batch_max_size) + "), got " +
+                                       std::to_string(size));
+      }
+    }
     if (int64_t{parsed.workers} * parsed.threads_per_worker > cores) {
       throw CLI::ValidationError("--workers x --threads-per-worker",
                                  std::to_string(parsed.workers) + " x " +
@@ -296,6 +318,8 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
   parsed.max_connection_age =
       std::chrono::milliseconds(std::llround(max_connection_age_s * 1000.0));
   parsed.reload_interval = std::chrono::seconds(reload_s);
+  parsed.batch_max_delay = std::chrono::microseconds(batch_max_delay_us);
+  std::sort(parsed.batch_preferred_sizes.begin(), parsed.batch_preferred_sizes.end());
   parsed.quota_bytes = quota_mb * kMiB;
   *config = std::move(parsed);
   return std::nullopt;
@@ -316,6 +340,9 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"allow-reduced-precision", config.allow_reduced_precision ? "true" : "false"},
       {"threads-per-worker", std::to_string(config.threads_per_worker)},
       {"max-queue", std::to_string(config.max_queue)},
+      {"batch-max-size", std::to_string(config.batch_max_size)},
+      {"batch-max-delay-us", std::to_string(config.batch_max_delay.count())},
+      {"batch-preferred-sizes", FormatValue(absl::StrJoin(config.batch_preferred_sizes, ","))},
       {"memory-budget-mb", FormatMiB(config.memory_budget_bytes)},
       {"max-request-mb", FormatMiB(config.max_request_bytes)},
       {"max-streams", std::to_string(config.max_streams)},

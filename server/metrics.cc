@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -26,6 +27,11 @@ constexpr char kBytesSent[] = "convserve_bytes_sent_total";
 constexpr char kPrincipalRequests[] = "convserve_principal_requests_total";
 constexpr char kDeviceRequests[] = "convserve_device_requests_total";
 constexpr char kDeviceComputeSeconds[] = "convserve_device_compute_seconds_total";
+constexpr char kBatchSize[] = "convserve_batch_size";
+constexpr char kBatchWaitSeconds[] = "convserve_batch_wait_seconds";
+
+// Upper bounds (inclusive, requests) of the batch size histogram's buckets.
+constexpr std::array<double, 10> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
 
 // Upper bounds (inclusive, seconds) of the latency histograms' buckets: 10 us
 // to 60 s in 1-2.5-5 steps; a final +Inf bucket holds everything above.
@@ -116,7 +122,8 @@ bool ReservedName(std::string_view name) {
                                   kDeviceRequests, kDeviceComputeSeconds}) {
     if (name == family) return true;
   }
-  for (std::string_view family : {kQueueSeconds, kComputeSeconds, kRequestSeconds}) {
+  for (std::string_view family :
+       {kQueueSeconds, kComputeSeconds, kRequestSeconds, kBatchSize, kBatchWaitSeconds}) {
     for (std::string_view suffix : {"", "_bucket", "_sum", "_count"}) {
       if (name == absl::StrCat(std::string(family), std::string(suffix))) return true;
     }
@@ -137,6 +144,35 @@ struct Histogram {
     ++counts[bucket];
     sum += seconds;
     ++count;
+  }
+};
+
+// An unlabelled histogram over any bounds: per-bucket counts, the last +Inf.
+struct PlainHistogram {
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts = std::vector<uint64_t>(bounds.size() + 1);
+  double sum = 0;
+  uint64_t count = 0;
+
+  void Observe(double value) {
+    if (!(value >= 0)) value = 0;
+    const size_t bucket =
+        static_cast<size_t>(std::lower_bound(bounds.begin(), bounds.end(), value) - bounds.begin());
+    ++counts[bucket];
+    sum += value;
+    ++count;
+  }
+  void Append(std::string& out, const char* name, const char* help) const {
+    AppendHeader(out, name, help, "histogram");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i <= bounds.size(); ++i) {
+      cumulative += counts[i];
+      absl::StrAppend(&out, name, "_bucket{le=\"",
+                      i < bounds.size() ? FormatValue(bounds[i]) : std::string("+Inf"), "\"} ",
+                      cumulative, "\n");
+    }
+    absl::StrAppend(&out, name, "_sum ", FormatValue(sum), "\n");
+    absl::StrAppend(&out, name, "_count ", count, "\n");
   }
 };
 
@@ -189,6 +225,11 @@ struct Metrics::State {
   RequestCounts principals ABSL_GUARDED_BY(mutex);
   // device -> requests computed there and seconds inside Run.
   std::map<std::string, std::pair<uint64_t, double>, std::less<>> devices ABSL_GUARDED_BY(mutex);
+  // Kernel calls while batching is on: requests each, and seconds waited.
+  PlainHistogram batch_size ABSL_GUARDED_BY(mutex){
+      std::vector<double>(kBatchBounds.begin(), kBatchBounds.end())};
+  PlainHistogram batch_wait ABSL_GUARDED_BY(mutex){
+      std::vector<double>(kBounds.begin(), kBounds.end())};
 
   // A gauge has `value` (one unlabelled series) or `samples` (a labelled family).
   struct Gauge {
@@ -229,6 +270,12 @@ void Metrics::RecordDeviceCompute(absl::string_view device, double compute_secon
   seconds += compute_seconds;
 }
 
+void Metrics::RecordBatch(int requests, double wait_seconds) {
+  std::lock_guard<std::mutex> lock(state_->mutex);
+  state_->batch_size.Observe(requests);
+  state_->batch_wait.Observe(wait_seconds);
+}
+
 void Metrics::AddGauge(const std::string& name, const std::string& help,
                        std::function<double()> value) {
   if (!ValidMetricName(name) || ReservedName(name) || !value) {
@@ -255,8 +302,13 @@ std::string Metrics::Render() const {
   RequestCounts principals;
   std::map<std::string, std::pair<uint64_t, double>, std::less<>> devices;
   uint64_t bytes_received, bytes_sent;
+  std::optional<PlainHistogram> batch_size, batch_wait;
   {
     std::lock_guard<std::mutex> lock(state_->mutex);
+    if (state_->batch_size.count > 0) {
+      batch_size = state_->batch_size;
+      batch_wait = state_->batch_wait;
+    }
     ops = state_->ops;
     principals = state_->principals;
     devices = state_->devices;
@@ -339,6 +391,13 @@ std::string Metrics::Render() const {
     absl::StrAppend(&device_requests, kDeviceRequests, label, totals.first, "\n");
     absl::StrAppend(&device_seconds, kDeviceComputeSeconds, label, FormatValue(totals.second),
                     "\n");
+  }
+
+  if (batch_size) {
+    batch_size->Append(families[kBatchSize], kBatchSize,
+                       "Requests computed together in one kernel call (dynamic batching).");
+    batch_wait->Append(families[kBatchWaitSeconds], kBatchWaitSeconds,
+                       "Seconds a worker waited for requests to batch before a kernel call.");
   }
 
   for (const auto& [name, gauge] : gauges) {

@@ -31,6 +31,10 @@ class Metrics {
   // "cuda:0"), which spent `compute_seconds` inside Run.
   void RecordDeviceCompute(absl::string_view device, double compute_seconds);
 
+  // One kernel call while dynamic batching is on: the requests it computed
+  // together and the seconds its worker waited for them to arrive.
+  void RecordBatch(int requests, double wait_seconds);
+
   // One call of an authenticated principal (a name from the tokens file,
   // never a token) that ended with `code`.
   void RecordPrincipal(absl::string_view principal, absl::string_view code);
@@ -59,6 +63,8 @@ class Metrics {
   //   convserve_principal_requests_total{principal,code}   counter, once any
   //   convserve_device_requests_total{device},
   //   convserve_device_compute_seconds_total{device}       counters
+  //   convserve_batch_size, convserve_batch_wait_seconds   histograms, once
+  //                                                    batching is on
   //   and every gauge added with AddGauge or AddGaugeFamily.
   std::string Render() const;
 

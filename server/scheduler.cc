@@ -1,7 +1,11 @@
 #include "server/scheduler.h"
 
+#include <algorithm>
+#include <cstring>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/weight_cache.h"
 #include "spdlog/spdlog.h"
 
 namespace convserve::server {
@@ -27,10 +31,96 @@ absl::Status OutOfService(absl::string_view backend, absl::string_view device,
       absl::StrCat("the ", backend, " worker on ", device, " is out of service: ", reason));
 }
 
+// Batching.
+
+int64_t Elements(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+// Bytes of a job's input (x, or dy when transposed).
+int64_t InputBytes(const Job& job) {
+  return Elements(job.operands.input.shape) * ItemSize(job.operands.input.dtype);
+}
+
+// Bytes of a job's input and result: its share of a batch's concatenated buffers.
+int64_t BatchBufferBytes(const Job& job) {
+  return InputBytes(job) + job.spec.ResultElements() * ItemSize(job.spec.dtype);
+}
+
+// Whether `job` may share a kernel call at all: its batch is the first (and
+// only) batch dimension of its input and result, so that jobs concatenate
+// along it byte by byte.
+bool Batchable(const Job& job) {
+  const ConvSpec& spec = job.spec;
+  return spec.batch > 0 && !spec.result_shape.empty() && spec.result_shape[0] == spec.batch &&
+         !job.operands.input.shape.empty() && job.operands.input.shape[0] == spec.batch &&
+         job.operands.input.data != nullptr;
+}
+
+// `spec` for `batch` images.
+ConvSpec WithBatch(ConvSpec spec, int64_t batch) {
+  spec.batch = batch;
+  spec.result_shape[0] = batch;
+  return spec;
+}
+
+bool SameShape(const ConstTensorView& a, const ConstTensorView& b) {
+  return a.dtype == b.dtype && a.shape == b.shape;
+}
+
+// Whether two tensors hold the same bytes, by their content hashes when both
+// are known (the bytes are compared before the call, see SameFilterBytes).
+bool SameContent(const ConstTensorView& a, const ConstTensorView& b, std::optional<uint64_t> hash_a,
+                 std::optional<uint64_t> hash_b) {
+  if (!SameShape(a, b)) return false;
+  if (a.data == b.data) return true;
+  if (hash_a && hash_b) return *hash_a == *hash_b;
+  return std::memcmp(a.data, b.data, Elements(a.shape) * ItemSize(a.dtype)) == 0;
+}
+
+// Whether `job` may join a batch that `lead` leads: the same spec but for
+// the batch, the same filters (by content) and the same bias bytes.
+bool Compatible(const Job& lead, const Job& job) {
+  if (!Batchable(job) || lead.spec.rank != job.spec.rank ||
+      lead.spec.result_shape.size() != job.spec.result_shape.size() ||
+      WithBatch(lead.spec, 0) != WithBatch(job.spec, 0)) {
+    return false;
+  }
+  const Operands& a = lead.operands;
+  const Operands& b = job.operands;
+  if (!SameContent(a.filter, b.filter, a.filter_hash, b.filter_hash)) return false;
+  if (lead.spec.pointwise_out_channels > 0 &&
+      !SameContent(a.pointwise_filter, b.pointwise_filter, a.pointwise_filter_hash,
+                   b.pointwise_filter_hash)) {
+    return false;
+  }
+  return !lead.spec.has_bias || SameContent(a.bias, b.bias, std::nullopt, std::nullopt);
+}
+
+// Whether the filters of `job` hold the bytes of `lead`'s: the check behind
+// equal content hashes, made outside the lock before the call.
+bool SameFilterBytes(const Job& lead, const Job& job) {
+  const Operands& a = lead.operands;
+  const Operands& b = job.operands;
+  return SameContent(a.filter, b.filter, std::nullopt, std::nullopt) &&
+         (lead.spec.pointwise_out_channels == 0 ||
+          SameContent(a.pointwise_filter, b.pointwise_filter, std::nullopt, std::nullopt));
+}
+
+uint64_t HashOf(const ConstTensorView& view) {
+  return ContentHash(absl::string_view(reinterpret_cast<const char*>(view.data),
+                                       Elements(view.shape) * ItemSize(view.dtype)));
+}
+
 }  // namespace
 
 Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools)
-    : memory_budget_bytes_(memory_budget_bytes) {
+    : Scheduler(memory_budget_bytes, std::move(pools), Batching{}) {}
+
+Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools, Batching batching)
+    : memory_budget_bytes_(memory_budget_bytes), batching_(std::move(batching)) {
   for (Pool& pool : pools) {
     auto state = std::make_unique<PoolState>();
     state->backends = std::move(pool.backends);
@@ -169,7 +259,22 @@ bool Scheduler::HasRoomLocked(const PoolState& pool, int64_t bytes) const {
 }
 
 absl::Status Scheduler::Submit(Job& job) {
+  // With batching, jobs are matched by their filters' content hashes:
+  // computed here, outside the lock, where the caller did not know them
+  // (a backend that caches weights would compute them anyway).
+  std::optional<uint64_t> filter_hash = job.operands.filter_hash;
+  std::optional<uint64_t> pointwise_hash = job.operands.pointwise_filter_hash;
+  if (batching_.max_images > 1 && Batchable(job) && job.spec.batch < batching_.max_images) {
+    if (!filter_hash && job.operands.filter.data != nullptr) {
+      filter_hash = HashOf(job.operands.filter);
+    }
+    if (!pointwise_hash && job.spec.pointwise_out_channels > 0 &&
+        job.operands.pointwise_filter.data != nullptr) {
+      pointwise_hash = HashOf(job.operands.pointwise_filter);
+    }
+  }
   PoolState* pool = nullptr;
+  bool wake_all = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     absl::StatusOr<int> route = RouteLocked(job);
@@ -186,9 +291,17 @@ absl::Status Scheduler::Submit(Job& job) {
           bytes_admitted_, " of ", memory_budget_bytes_, " bytes in use); retry later"));
     }
     bytes_admitted_ += job.bytes;
+    job.operands.filter_hash = filter_hash;
+    job.operands.pointwise_filter_hash = pointwise_hash;
     pool->queue.push_back(Queued{std::move(job), Clock::now()});
+    // A worker waiting for company must see it, whichever worker wakes first.
+    wake_all = pool->gathering > 0;
   }
-  pool->work_available.notify_one();
+  if (wake_all) {
+    pool->work_available.notify_all();
+  } else {
+    pool->work_available.notify_one();
+  }
   return absl::OkStatus();
 }
 
@@ -286,52 +399,186 @@ void Scheduler::FailJobs(std::vector<Queued>& jobs, const absl::Status& status,
   NotifyWaiters(lock);
 }
 
+bool Scheduler::TakeCompatibleLocked(PoolState& pool, const Backend& backend,
+                                     std::vector<Queued>& batch, int64_t& images,
+                                     int64_t& extra_bytes) {
+  bool took = false;
+  for (auto it = pool.queue.begin(); it != pool.queue.end() && images < batching_.max_images;) {
+    const Job& lead = batch.front().job;
+    const Job& job = it->job;
+    const int64_t total = images + job.spec.batch;
+    if (total > batching_.max_images || !Compatible(lead, job)) {
+      ++it;
+      continue;
+    }
+    const ConvSpec spec = WithBatch(lead.spec, total);
+    if (!backend.Computes(spec) || !backend.BatchInvariant(spec)) {
+      ++it;
+      continue;
+    }
+    // The concatenated input and result: the first job's share comes with the second job.
+    const int64_t extra = (batch.size() == 1 ? BatchBufferBytes(lead) : 0) + BatchBufferBytes(job);
+    if (bytes_admitted_ + extra > memory_budget_bytes_) break;
+    bytes_admitted_ += extra;
+    extra_bytes += extra;
+    images = total;
+    batch.push_back(std::move(*it));
+    it = pool.queue.erase(it);
+    ++pool.running;
+    took = true;
+  }
+  return took;
+}
+
+void Scheduler::GatherLocked(PoolState& pool, const Backend& backend, std::vector<Queued>& batch,
+                             int64_t& extra_bytes, std::unique_lock<std::mutex>& lock) {
+  const Job& lead = batch.front().job;
+  if (!Batchable(lead) || lead.spec.batch >= batching_.max_images ||
+      !backend.BatchInvariant(lead.spec)) {
+    return;
+  }
+  batch.reserve(static_cast<size_t>(batching_.max_images));
+  const std::vector<int>& preferred = batching_.preferred_images;
+  auto is_preferred = [&](int64_t images) {
+    return std::find(preferred.begin(), preferred.end(), images) != preferred.end();
+  };
+  int64_t images = lead.spec.batch;
+  const Clock::time_point wait_end = batch.front().admitted + batching_.max_delay;
+  while (true) {
+    TakeCompatibleLocked(pool, backend, batch, images, extra_bytes);
+    if (images >= batching_.max_images || is_preferred(images) || stopping_ || !pool.in_service) {
+      break;
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= wait_end) break;
+    // Never hold a job whose deadline falls within the wait.
+    const auto system_now = std::chrono::system_clock::now();
+    bool deadline_within = false;
+    for (const Queued& queued : batch) {
+      deadline_within = deadline_within || queued.job.deadline - system_now <= wait_end - now;
+    }
+    if (deadline_within) break;
+    ++pool.gathering;
+    pool.work_available.wait_until(lock, wait_end);
+    --pool.gathering;
+  }
+  // Preferred sizes: the longest leading part of the batch that makes one
+  // runs; the rest go back to the front of the queue, in their order.
+  if (!preferred.empty() && !is_preferred(images) && batch.size() > 1) {
+    size_t keep = 0;
+    int64_t sum = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      sum += batch[i].job.spec.batch;
+      if (is_preferred(sum)) keep = i + 1;
+    }
+    if (keep > 0 && keep < batch.size()) {
+      for (size_t i = batch.size(); i-- > keep;) {
+        const int64_t bytes = BatchBufferBytes(batch[i].job);
+        bytes_admitted_ -= bytes;
+        extra_bytes -= bytes;
+        pool.queue.push_front(std::move(batch[i]));
+        --pool.running;
+      }
+      batch.resize(keep);
+      if (keep == 1) {  // no batch after all: no buffers
+        bytes_admitted_ -= extra_bytes;
+        extra_bytes = 0;
+      }
+      pool.work_available.notify_one();
+    }
+  }
+}
+
+namespace {
+
+// Runs `jobs` (one, or a batch of compatible jobs) as one Run of `backend`,
+// fills in their reports and, when it succeeds, their outputs.
+absl::Status RunJobs(Backend& backend, std::vector<Job*>& jobs,
+                     std::vector<Clock::time_point>& admitted, std::vector<JobReport>& reports,
+                     absl::string_view name, absl::string_view device) {
+  reports.assign(jobs.size(), JobReport{});
+  absl::Status status;
+  Clock::time_point start, end;
+  std::string precision;
+  if (jobs.size() == 1) {
+    Job& job = *jobs.front();
+    const TensorView output = job.output(job.spec);
+    start = Clock::now();
+    status = backend.Run(job.spec, job.operands, output);
+    end = Clock::now();
+    if (status.ok()) precision = backend.Precision(job.spec);
+  } else {
+    // One spec for every image; inputs and results concatenated along the batch.
+    const Job& lead = *jobs.front();
+    int64_t images = 0;
+    for (const Job* job : jobs) images += job->spec.batch;
+    const ConvSpec spec = WithBatch(lead.spec, images);
+    const int64_t item = ItemSize(spec.dtype);
+    int64_t input_bytes = 0;
+    for (const Job* job : jobs) input_bytes += InputBytes(*job);
+    auto input = std::make_unique_for_overwrite<std::byte[]>(static_cast<size_t>(input_bytes));
+    int64_t offset = 0;
+    for (const Job* job : jobs) {
+      const int64_t bytes = InputBytes(*job);
+      std::memcpy(input.get() + offset, job->operands.input.data, static_cast<size_t>(bytes));
+      offset += bytes;
+    }
+    Operands operands = lead.operands;
+    operands.input.data = input.get();
+    operands.input.shape[0] = images;
+    auto result = std::make_unique_for_overwrite<std::byte[]>(
+        static_cast<size_t>(spec.ResultElements() * item));
+    start = Clock::now();
+    status = backend.Run(spec, operands, TensorView{spec.dtype, spec.result_shape, result.get()});
+    end = Clock::now();
+    if (status.ok()) {
+      precision = backend.Precision(spec);
+      offset = 0;
+      for (Job* job : jobs) {
+        const int64_t bytes = job->spec.ResultElements() * item;
+        const TensorView output = job->output(job->spec);
+        std::memcpy(output.data, result.get() + offset, static_cast<size_t>(bytes));
+        offset += bytes;
+      }
+    }
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    reports[i].queued = start - admitted[i];
+    reports[i].compute = end - start;
+    reports[i].backend = name;
+    reports[i].device = device;
+    reports[i].precision = precision;
+  }
+  return status;
+}
+
+}  // namespace
+
 void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
   PoolState& pool = *pools_[pool_index];
   std::unique_lock<std::mutex> lock(mutex_);
-  while (true) {
-    pool.work_available.wait(lock,
-                             [&] { return stopping_ || !pool.queue.empty() || !pool.in_service; });
-    // Out of service (its jobs went elsewhere), or stopping with nothing left to do.
-    if (!pool.in_service || pool.queue.empty()) return;
-    Queued queued = std::move(pool.queue.front());
-    pool.queue.pop_front();
-    ++pool.running;
-    // Room appears when a job leaves the queue and again when it releases its bytes.
-    NotifyWaiters(lock);
-    lock.unlock();
-
-    Job& job = queued.job;
-    JobReport report;
-    report.queued = Clock::now() - queued.admitted;
-    absl::Status status = CheckStillWanted(job);
-    bool ran = false;
-    if (status.ok()) {
-      const TensorView output = job.output(job.spec);
-      const Clock::time_point start = Clock::now();
-      status = backend.Run(job.spec, job.operands, output);
-      report.compute = Clock::now() - start;
-      report.backend = pool.name;
-      report.device = pool.device_id;
-      if (status.ok()) report.precision = backend.Precision(job.spec);
-      ran = true;
-    } else {
-      report.queued = {};
-    }
-
-    lock.lock();
-    --pool.running;
-    if (ran && absl::IsUnimplemented(status) &&
-        HandOnLocked(queued, pool_index, /*device_lost=*/false)) {
-      continue;
-    }
-    if (ran && absl::IsUnavailable(status)) {
+  // Settles `jobs`, which ran together with `status` (or, when !ran, were
+  // dropped unrun with it): hands on those a backend declined or whose
+  // device was lost, finishes the others and releases their bytes. Called
+  // and returns with the lock held.
+  auto settle = [&](std::vector<Queued>& jobs, const std::vector<JobReport>& reports,
+                    absl::Status status, bool ran) {
+    pool.running -= static_cast<int>(jobs.size());
+    std::vector<size_t> finish;  // from the back
+    if (ran && absl::IsUnimplemented(status)) {
+      // From the back, each to the front of its new pool: they keep their order.
+      for (size_t i = jobs.size(); i-- > 0;) {
+        if (!HandOnLocked(jobs[i], pool_index, /*device_lost=*/false)) finish.push_back(i);
+      }
+    } else if (ran && absl::IsUnavailable(status)) {
       // The device is lost: this pool leaves service, its jobs go elsewhere.
       std::vector<Queued> stranded;
       const bool lost_now = TakeOutOfServiceLocked(pool_index, status, stranded);
       const absl::Status out_of_service =
           OutOfService(pool.name, pool.device_id, pool.out_of_service_reason);
-      const bool handed_on = HandOnLocked(queued, pool_index, /*device_lost=*/true);
+      for (size_t i = jobs.size(); i-- > 0;) {
+        if (!HandOnLocked(jobs[i], pool_index, /*device_lost=*/true)) finish.push_back(i);
+      }
       if (lost_now) {
         lock.unlock();
         spdlog::error(
@@ -341,17 +588,82 @@ void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
         lock.lock();
       }
       FailJobs(stranded, out_of_service, lock);
-      if (handed_on) {
-        NotifyWaiters(lock);  // its waiters retry on the pools in service
-        continue;             // and the loop ends: the pool is out of service
-      }
       status = out_of_service;
+    } else {
+      for (size_t i = jobs.size(); i-- > 0;) finish.push_back(i);
     }
+    if (finish.size() < jobs.size()) NotifyWaiters(lock);  // their waiters retry elsewhere
+    if (finish.empty()) return;
     lock.unlock();
-    job.done(status, report);
+    for (auto it = finish.rbegin(); it != finish.rend(); ++it) {
+      jobs[*it].job.done(status, reports[*it]);
+    }
     lock.lock();
-    bytes_admitted_ -= job.bytes;
+    for (size_t i : finish) bytes_admitted_ -= jobs[i].job.bytes;
     NotifyWaiters(lock);
+  };
+
+  while (true) {
+    pool.work_available.wait(lock,
+                             [&] { return stopping_ || !pool.queue.empty() || !pool.in_service; });
+    // Out of service (its jobs went elsewhere), or stopping with nothing left to do.
+    if (!pool.in_service || pool.queue.empty()) return;
+    std::vector<Queued> batch;
+    batch.push_back(std::move(pool.queue.front()));
+    pool.queue.pop_front();
+    ++pool.running;
+    // Room appears when a job leaves the queue and again when it releases its bytes.
+    NotifyWaiters(lock);
+    const Clock::time_point taken = Clock::now();
+    int64_t extra_bytes = 0;  // the batch's buffers, counted against the budget
+    if (batching_.max_images > 1 && !batch.empty()) {
+      GatherLocked(pool, backend, batch, extra_bytes, lock);
+      if (batch.size() > 1) NotifyWaiters(lock);
+    }
+    const std::chrono::nanoseconds waited = Clock::now() - taken;
+    lock.unlock();
+
+    // Outside the lock: drop the jobs no longer wanted; the others run
+    // together, except any whose filters' bytes turn out to differ from the
+    // first's (equal hashes of different bytes), which run alone after.
+    std::vector<std::vector<Queued>> groups;
+    std::vector<std::pair<Queued, absl::Status>> dropped;
+    for (Queued& queued : batch) {
+      absl::Status wanted = CheckStillWanted(queued.job);
+      if (!wanted.ok()) {
+        dropped.emplace_back(std::move(queued), std::move(wanted));
+      } else if (groups.empty() || SameFilterBytes(groups.front().front().job, queued.job)) {
+        if (groups.empty()) groups.emplace_back();
+        groups.front().push_back(std::move(queued));
+      } else {
+        groups.emplace_back().push_back(std::move(queued));
+      }
+    }
+    lock.lock();
+    for (auto& [queued, why] : dropped) {
+      std::vector<Queued> one;
+      one.push_back(std::move(queued));
+      settle(one, {JobReport{}}, why, /*ran=*/false);
+    }
+    for (std::vector<Queued>& group : groups) {
+      lock.unlock();
+      std::vector<Job*> jobs;
+      std::vector<Clock::time_point> admitted;
+      for (Queued& queued : group) {
+        jobs.push_back(&queued.job);
+        admitted.push_back(queued.admitted);
+      }
+      std::vector<JobReport> reports;
+      const absl::Status status =
+          RunJobs(backend, jobs, admitted, reports, pool.name, pool.device_id);
+      if (batching_.observe) batching_.observe(static_cast<int>(group.size()), waited);
+      lock.lock();
+      settle(group, reports, status, /*ran=*/true);
+    }
+    if (extra_bytes > 0) {
+      bytes_admitted_ -= extra_bytes;
+      NotifyWaiters(lock);
+    }
   }
 }
 

@@ -13,6 +13,21 @@
 // them, or fail with UNAVAILABLE if they asked for their backend or pool. The
 // process carries on.
 //
+// Dynamic batching (off unless Batching::max_images > 1): a worker that takes
+// a job also takes the jobs queued in its pool that are batch-compatible with
+// it (the same spec apart from the batch, whose only batch dimension is the
+// first; the same filter, pointwise filter and bias bytes), up to max_images
+// images in all, and may wait up to max_delay after the first job's admission
+// for more, never while a deadline of theirs falls within the wait. It runs
+// them as one kernel call on their inputs concatenated along the batch
+// dimension and splits the result back; each request's reply has the batch's
+// compute time and its own queue time (to the start of that call). It
+// batches only where the backend says each image's bytes do not depend on
+// the batch (Backend::BatchInvariant), so a result's bytes never change. The
+// concatenated input and result count against the memory budget while the
+// call runs; a batch that would exceed it is not formed. A batch the backend
+// declines, or whose device is lost, is handed on job by job as one job is.
+//
 // Ownership: the scheduler owns its pools' backends and every job it admits.
 // Threading: each worker is one thread owning one Backend instance, so a
 // backend never runs on two threads at once. Submit, NotifyWhenRoom and the
@@ -58,9 +73,29 @@ class Scheduler {
     int64_t device_bytes = 0;                // Backend::DeviceBytes summed over its workers
   };
 
+  // Dynamic batching settings (see above).
+  struct Batching {
+    // Images (the sum of the jobs' spec.batch) one kernel call may take; 1: off.
+    int max_images = 1;
+    // How long after its admission a batch's first job may wait for more
+    // compatible jobs while the batch has fewer than max_images images (or
+    // none of preferred_images); 0: only the jobs already queued.
+    std::chrono::microseconds max_delay{0};
+    // Batch sizes, in images, to prefer: a batch that reaches one stops
+    // waiting, and once the wait is over a batch that is not one runs the
+    // longest of its leading jobs that make one (the rest stay queued, first).
+    std::vector<int> preferred_images;
+    // Called on a worker thread, outside the scheduler's lock, once per kernel
+    // call while batching is on: the requests it computed together and how
+    // long the worker waited for company. May be empty.
+    std::function<void(int requests, std::chrono::nanoseconds wait)> observe;
+  };
+
   // Starts one worker thread per backend of every pool. Routing tries the
   // pools in this order. `memory_budget_bytes` bounds the Job::bytes of all
-  // admitted jobs, over every pool.
+  // admitted jobs (and of batches' buffers), over every pool.
+  Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools, Batching batching);
+  // Without batching.
   Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools);
   // Runs (or drops, per their deadline and cancellation) every admitted job,
   // then joins the workers.
@@ -125,6 +160,7 @@ class Scheduler {
     std::condition_variable work_available;
     std::deque<Queued> queue;           // guarded by Scheduler::mutex_
     int running = 0;                    // guarded by Scheduler::mutex_
+    int gathering = 0;                  // workers waiting for company; guarded by mutex_
     bool in_service = true;             // guarded by Scheduler::mutex_; never true again
     std::string out_of_service_reason;  // guarded by Scheduler::mutex_
   };
@@ -139,6 +175,18 @@ class Scheduler {
   bool HasRoomLocked(const PoolState& pool, int64_t bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void WorkerLoop(size_t pool_index, Backend& backend);
+  // Batching: adds to `batch` (its first job taken from the pool's queue)
+  // the compatible jobs queued, waiting for more as Batching says, and
+  // reserves the bytes of its concatenated buffers in `extra_bytes`. May
+  // release the lock while waiting.
+  void GatherLocked(PoolState& pool, const Backend& backend, std::vector<Queued>& batch,
+                    int64_t& extra_bytes, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Takes from the pool's queue, in order, the jobs that may join `batch`
+  // (and fit in the budget and max_images). True if it took any.
+  bool TakeCompatibleLocked(PoolState& pool, const Backend& backend, std::vector<Queued>& batch,
+                            int64_t& images, int64_t& extra_bytes)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // The index of the first pool of pools_[index]'s backend.
   size_t FirstOfBackendLocked(size_t index) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Moves a job that pool `from` cannot run to the front of another pool's
@@ -163,6 +211,7 @@ class Scheduler {
   void NotifyWaiters(std::unique_lock<std::mutex>& lock);
 
   const int64_t memory_budget_bytes_;
+  const Batching batching_;
   // Fixed at construction; their queues and counters are guarded by mutex_.
   std::vector<std::unique_ptr<PoolState>> pools_;
   mutable std::mutex mutex_;

@@ -235,8 +235,18 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
   running->weight_cache_ = std::make_shared<WeightCache>(config.weight_cache_bytes);
   absl::StatusOr<Pools> pools = MakePools(config, running->weight_cache_);
   if (!pools.ok()) return pools.status();
-  running->scheduler_ =
-      std::make_unique<Scheduler>(config.memory_budget_bytes, std::move(pools->pools));
+  Scheduler::Batching batching{.max_images = config.batch_max_size,
+                               .max_delay = config.batch_max_delay,
+                               .preferred_images = config.batch_preferred_sizes,
+                               .observe = nullptr};
+  if (config.batch_max_size > 1) {
+    batching.observe = [metrics = running->metrics_.get()](int requests,
+                                                           std::chrono::nanoseconds wait) {
+      metrics->RecordBatch(requests, std::chrono::duration<double>(wait).count());
+    };
+  }
+  running->scheduler_ = std::make_unique<Scheduler>(config.memory_budget_bytes,
+                                                    std::move(pools->pools), std::move(batching));
   if (absl::Status warm = WarmUp(*running->scheduler_); !warm.ok()) {
     return absl::InternalError(absl::StrCat("warm-up failed: ", warm.message()));
   }

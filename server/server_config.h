@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/make_spec.h"
 
@@ -46,6 +47,13 @@ struct ServerConfig {
   bool allow_reduced_precision = true;
   // Requests admitted but not yet running; more are refused with RESOURCE_EXHAUSTED.
   int max_queue = 64;
+  // Dynamic batching (see scheduler.h): the images (the sum of the requests'
+  // batch sizes) one kernel call may take, 1 turning it off; how long a
+  // batch's first request may wait for more (0: only those already queued);
+  // and batch sizes, in images, to prefer (each from 2 to batch_max_size).
+  int batch_max_size = 1;
+  std::chrono::microseconds batch_max_delay{0};
+  std::vector<int> batch_preferred_sizes;
   // Bytes that admitted requests (queued or running) may hold in tensors,
   // inputs and results together; more are refused with RESOURCE_EXHAUSTED.
   int64_t memory_budget_bytes = int64_t{4} << 30;

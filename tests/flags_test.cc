@@ -62,6 +62,10 @@ std::vector<FlagCase> FlagCases() {
        [](const ServerConfig& c) { EXPECT_EQ(c.gpu_weight_cache_bytes, 64 * kMiB); }},
       {"--max-queue", "CONVSERVE_MAX_QUEUE", "7",
        [](const ServerConfig& c) { EXPECT_EQ(c.max_queue, 7); }},
+      {"--batch-max-size", "CONVSERVE_BATCH_MAX_SIZE", "16",
+       [](const ServerConfig& c) { EXPECT_EQ(c.batch_max_size, 16); }},
+      {"--batch-max-delay-us", "CONVSERVE_BATCH_MAX_DELAY_US", "500",
+       [](const ServerConfig& c) { EXPECT_EQ(c.batch_max_delay.count(), 500); }},
       {"--memory-budget-mb", "CONVSERVE_MEMORY_BUDGET_MB", "300",
        [](const ServerConfig& c) { EXPECT_EQ(c.memory_budget_bytes, 300 * kMiB); }},
       {"--max-request-mb", "CONVSERVE_MAX_REQUEST_MB", "30",
@@ -121,8 +125,9 @@ class FlagsTest : public ::testing::Test {
   void TearDown() override { ClearEnv(); }
   static void ClearEnv() {
     for (const FlagCase& c : FlagCases()) unsetenv(c.env.c_str());
-    for (const char* name : {"CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_TLS_CLIENT_CA",
-                             "CONVSERVE_CUDA_BENCHMARK_ALGORITHMS"}) {
+    for (const char* name :
+         {"CONVSERVE_TLS_CERT", "CONVSERVE_TLS_KEY", "CONVSERVE_TLS_CLIENT_CA",
+          "CONVSERVE_CUDA_BENCHMARK_ALGORITHMS", "CONVSERVE_BATCH_PREFERRED_SIZES"}) {
       unsetenv(name);
     }
   }
@@ -313,6 +318,37 @@ TEST_F(FlagsTest, TlsFilesComeInPairsAndMustExist) {
   std::remove(file.c_str());
 }
 
+TEST_F(FlagsTest, BatchingIsOffByDefaultAndPreferredSizesFitTheMaximum) {
+  const ParseResult defaults = Parse({});
+  ASSERT_EQ(defaults.exit_code, std::nullopt) << defaults.err;
+  EXPECT_EQ(defaults.config.batch_max_size, 1);
+  EXPECT_EQ(defaults.config.batch_max_delay.count(), 0);
+  EXPECT_TRUE(defaults.config.batch_preferred_sizes.empty());
+
+  const ParseResult r = Parse({"--batch-max-size", "8", "--batch-preferred-sizes", "8,2,4"});
+  ASSERT_EQ(r.exit_code, std::nullopt) << r.err;
+  EXPECT_EQ(r.config.batch_preferred_sizes, (std::vector<int>{2, 4, 8}));
+
+  setenv("CONVSERVE_BATCH_PREFERRED_SIZES", "4", 1);
+  const ParseResult from_env = Parse({"--batch-max-size", "4"});
+  unsetenv("CONVSERVE_BATCH_PREFERRED_SIZES");
+  ASSERT_EQ(from_env.exit_code, std::nullopt) << from_env.err;
+  EXPECT_EQ(from_env.config.batch_preferred_sizes, (std::vector<int>{4}));
+
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--batch-preferred-sizes", "4"},
+        std::vector<std::string>{"--batch-max-size", "8", "--batch-preferred-sizes", "16"},
+        std::vector<std::string>{"--batch-max-size", "8", "--batch-preferred-sizes", "1"}}) {
+    const ParseResult bad = Parse(args);
+    ASSERT_TRUE(bad.exit_code.has_value());
+    EXPECT_NE(*bad.exit_code, 0);
+    EXPECT_THAT(bad.err, HasSubstr("--batch-preferred-sizes"));
+  }
+  const ParseResult zero = Parse({"--batch-max-size", "0"});
+  ASSERT_TRUE(zero.exit_code.has_value());
+  EXPECT_THAT(zero.err, HasSubstr("--batch-max-size: must be a positive whole number"));
+}
+
 TEST_F(FlagsTest, VersionExitsZero) {
   const ParseResult r = Parse({"--version"});
   EXPECT_THAT(r.exit_code, Optional(0));
@@ -418,6 +454,9 @@ TEST(DescribeConfigTest, MentionsEveryField) {
   config.cuda_devices = "0,1";
   config.gpu_weight_cache_bytes = 64 * kMiB;
   config.cuda_benchmark_algorithms = true;
+  config.batch_max_size = 8;
+  config.batch_max_delay = std::chrono::microseconds(250);
+  config.batch_preferred_sizes = {4, 8};
   const std::string line = DescribeConfig(config);
   EXPECT_EQ(line.find('\n'), std::string::npos);
   for (const char* pair : {"address=127.0.0.1:1234",
@@ -440,7 +479,10 @@ TEST(DescribeConfigTest, MentionsEveryField) {
                            "log-format=json",
                            "cuda-devices=0,1",
                            "gpu-weight-cache-mb=64",
-                           "cuda-benchmark-algorithms=true"}) {
+                           "cuda-benchmark-algorithms=true",
+                           "batch-max-size=8",
+                           "batch-max-delay-us=250",
+                           "batch-preferred-sizes=4,8"}) {
     EXPECT_THAT(line, HasSubstr(pair));
   }
 }

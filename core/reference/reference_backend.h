@@ -17,6 +17,8 @@ class ReferenceBackend final : public Backend {
   absl::string_view Name() const override { return "reference"; }
   BackendInfo Describe() const override;
   bool Computes(const ConvSpec&) const override { return true; }
+  // Each result element is its own loop, whatever the batch.
+  bool BatchInvariant(const ConvSpec&) const override { return true; }
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
 };
 
