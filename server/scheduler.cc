@@ -432,17 +432,19 @@ bool Scheduler::TakeCompatibleLocked(PoolState& pool, const Backend& backend,
 
 void Scheduler::GatherLocked(PoolState& pool, const Backend& backend, std::vector<Queued>& batch,
                              int64_t& extra_bytes, std::unique_lock<std::mutex>& lock) {
-  const Job& lead = batch.front().job;
-  if (!Batchable(lead) || lead.spec.batch >= batching_.max_images ||
-      !backend.BatchInvariant(lead.spec)) {
-    return;
+  {
+    // (`batch` grows below: no reference into it is kept.)
+    const Job& lead = batch.front().job;
+    if (!Batchable(lead) || lead.spec.batch >= batching_.max_images ||
+        !backend.BatchInvariant(lead.spec)) {
+      return;
+    }
   }
-  batch.reserve(static_cast<size_t>(batching_.max_images));
   const std::vector<int>& preferred = batching_.preferred_images;
   auto is_preferred = [&](int64_t images) {
     return std::find(preferred.begin(), preferred.end(), images) != preferred.end();
   };
-  int64_t images = lead.spec.batch;
+  int64_t images = batch.front().job.spec.batch;
   const Clock::time_point wait_end = batch.front().admitted + batching_.max_delay;
   while (true) {
     TakeCompatibleLocked(pool, backend, batch, images, extra_bytes);

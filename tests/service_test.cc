@@ -414,6 +414,40 @@ TEST_F(ServiceTest, ConcurrentCallsAllGetTheirOwnAnswer) {
   EXPECT_EQ(correct.load(), kThreads * kCalls);
 }
 
+// With dynamic batching on, concurrent requests of every op that share a
+// filter are computed together; each reply still has exactly its own bytes.
+TEST_F(ServiceTest, WithBatchingConcurrentCallsOfEveryOpGetTheirOwnBytes) {
+  ServerConfig config = ReferenceConfig();
+  config.workers = 1;
+  config.batch_max_size = 8;
+  config.batch_max_delay = std::chrono::microseconds(2000);
+  Start(config);
+  std::vector<std::thread> clients;
+  std::atomic<int> correct{0};
+  constexpr int kThreads = 6, kCalls = 20;
+  for (int t = 0; t < kThreads; ++t) {
+    clients.emplace_back([&, t] {
+      std::mt19937 inputs(100 + t);
+      for (int i = 0; i < kCalls; ++i) {
+        // Call i of every thread: the same op and filter, its own input.
+        const OpCase& c = AllOps()[i % 10];
+        std::mt19937 shared(i);
+        v1::ConvRequest request = MakeRequest(c, DataType::kFloat32, shared);
+        *request.mutable_input() = RandomTensor(DataType::kFloat32, c.input, inputs);
+        request.set_id(absl::StrCat(t, "/", i));
+        v1::ConvResponse response;
+        if (Call(request, &response).ok() && response.id() == request.id() &&
+            response.output().data() == ComputeInProcess(request).data() &&
+            response.timing().backend() == "reference") {
+          ++correct;
+        }
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(correct.load(), kThreads * kCalls);
+}
+
 TEST_F(ServiceTest, RepliesSayWhichDeviceComputedThem) {
   v1::ConvResponse response;
   ASSERT_TRUE(Call(MakeRequest(AllOps()[2], DataType::kFloat32, rng_), &response).ok());

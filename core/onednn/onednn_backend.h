@@ -43,6 +43,11 @@ class OneDnnBackend final : public Backend {
   bool Computes(const ConvSpec& spec) const override;
   // "bfloat16" for a float32 spec computed in bfloat16 (see ReducedFloat32).
   std::string Precision(const ConvSpec& spec) const override;
+  // What it computes, on an instruction set where each image's bytes have
+  // been found not to depend on the batch (tests/batch_invariance_test.cc,
+  // which checks the claim wherever it runs); elsewhere false, so that
+  // nothing is batched until the test has passed there.
+  bool BatchInvariant(const ConvSpec& spec) const override;
   // UNIMPLEMENTED when oneDNN has no primitive for the spec (it refuses some
   // extreme strides and dilations), before anything is written to `out`.
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
