@@ -109,7 +109,8 @@ void CheckExposition(const std::string& text) {
       previous_bucket = value;
       if (le_value == "+Inf") inf_buckets[series] = value;
     } else if (name == family + "_count") {
-      counts[family + labels.substr(0, labels.size() - 1) + ","] = value;
+      // As the buckets' series: `{op="x",` for labelled ones, `{` for unlabelled ones.
+      counts[family + (labels.empty() ? "{" : labels.substr(0, labels.size() - 1) + ",")] = value;
     } else {
       EXPECT_EQ(name, family + "_sum");
     }
@@ -189,6 +190,29 @@ TEST(MetricsTest, CountsRequestsAndComputeSecondsByDevice) {
   EXPECT_EQ(Sample(text, "convserve_device_compute_seconds_total{device=\"cuda:0\"}"), 0.75);
   EXPECT_EQ(Sample(text, "convserve_device_compute_seconds_total{device=\"cpu\"}"), 0.125);
   EXPECT_EQ(Sample(text, "convserve_device_compute_seconds_total{device=\"cuda:1\"}"), 0);
+}
+
+TEST(MetricsTest, BatchHistogramsAppearOnceABatchIsRecorded) {
+  Metrics metrics;
+  EXPECT_THAT(metrics.Render(), Not(HasSubstr("convserve_batch")));
+  metrics.RecordBatch(1, 0);
+  metrics.RecordBatch(3, 0.002);
+  metrics.RecordBatch(16, 0.0005);
+  const std::string text = metrics.Render();
+  CheckExposition(text);
+  EXPECT_THAT(text, HasSubstr("# TYPE convserve_batch_size histogram\n"
+                              "convserve_batch_size_bucket{le=\"1\"} 1\n"
+                              "convserve_batch_size_bucket{le=\"2\"} 1\n"
+                              "convserve_batch_size_bucket{le=\"4\"} 2\n"
+                              "convserve_batch_size_bucket{le=\"8\"} 2\n"
+                              "convserve_batch_size_bucket{le=\"16\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("convserve_batch_size_bucket{le=\"+Inf\"} 3\n"
+                              "convserve_batch_size_sum 20\n"
+                              "convserve_batch_size_count 3\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE convserve_batch_wait_seconds histogram\n"));
+  EXPECT_THAT(text, HasSubstr("convserve_batch_wait_seconds_bucket{le=\"0.0005\"} 2\n"));
+  EXPECT_EQ(Sample(text, "convserve_batch_wait_seconds_count"), 3);
+  EXPECT_DOUBLE_EQ(Sample(text, "convserve_batch_wait_seconds_sum"), 0.0025);
 }
 
 TEST(MetricsTest, GaugeFamiliesRenderOneSeriesPerLabelSetAtRenderTime) {

@@ -428,9 +428,10 @@ TEST_F(ServiceTest, WithBatchingConcurrentCallsOfEveryOpGetTheirOwnBytes) {
   for (int t = 0; t < kThreads; ++t) {
     clients.emplace_back([&, t] {
       std::mt19937 inputs(100 + t);
+      const std::vector<OpCase> ops = AllOps();
       for (int i = 0; i < kCalls; ++i) {
         // Call i of every thread: the same op and filter, its own input.
-        const OpCase& c = AllOps()[i % 10];
+        const OpCase& c = ops[i % ops.size()];
         std::mt19937 shared(i);
         v1::ConvRequest request = MakeRequest(c, DataType::kFloat32, shared);
         *request.mutable_input() = RandomTensor(DataType::kFloat32, c.input, inputs);
