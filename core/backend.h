@@ -27,6 +27,9 @@ struct Operands {
   std::optional<uint64_t> filter_hash, pointwise_filter_hash;
 };
 
+// BackendInfo::device_id of the backends that compute on the host's CPU.
+inline constexpr char kCpuDeviceId[] = "cpu";
+
 // What a backend says of itself to clients (GetServerInfo) and logs.
 struct BackendInfo {
   std::string name;     // as in the backend registry, e.g. "onednn"
@@ -34,7 +37,7 @@ struct BackendInfo {
   std::string device;   // where it computes, e.g. the CPU instruction set
   // Which device, short, for timing, metrics labels and logs: "cpu", or
   // "cuda:N" for the GPU of CUDA ordinal N.
-  std::string device_id = "cpu";
+  std::string device_id = kCpuDeviceId;
   std::vector<DataType> native_dtypes;  // computed without the reference loops
   std::string notes;                    // how the other dtypes are handled
 

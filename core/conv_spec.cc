@@ -67,6 +67,22 @@ int64_t ConvSpec::ResultElements() const {
   return product;
 }
 
+double ConvSpec::Flops() const {
+  // Every output point reads filter_spatial x in_channels / groups inputs.
+  double macs = static_cast<double>(batch) * static_cast<double>(out_channels) *
+                static_cast<double>(in_channels / groups);
+  double points = static_cast<double>(batch);
+  for (int d = 0; d < rank; ++d) {
+    macs *= static_cast<double>(output_spatial[d]) * static_cast<double>(filter_spatial[d]);
+    points *= static_cast<double>(output_spatial[d]);
+  }
+  if (pointwise_out_channels > 0) {
+    macs += points * static_cast<double>(out_channels) *
+            static_cast<double>(pointwise_out_channels / pointwise_groups);
+  }
+  return 2 * macs;
+}
+
 std::string ConvSpec::DebugString() const {
   auto dims = [this](const std::array<int64_t, kMaxSpatialRank>& a) {
     return absl::StrJoin(absl::MakeConstSpan(a.data(), rank), "x");

@@ -77,6 +77,10 @@ struct ConvSpec {
   // Elements of the final result: the product of result_shape (1 when it is
   // empty). MakeSpec has checked that it fits in an int64.
   int64_t ResultElements() const;
+  // Floating-point operations (2 per multiply-add) of the forward geometry,
+  // the same for the transposed op (its gradient), plus the pointwise step;
+  // for throughput figures and cost estimates.
+  double Flops() const;
 
   bool operator==(const ConvSpec& other) const = default;
   template <typename H>

@@ -93,7 +93,7 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
     finish(job.status());
     return reactor;
   }
-  if (absl::Status admitted = scheduler_->Submit(*job); !admitted.ok()) {
+  if (absl::Status admitted = scheduler_->SubmitOrRun(*job); !admitted.ok()) {
     job->done(admitted, {});
   }
   return reactor;

@@ -219,6 +219,11 @@ std::optional<int> ParseServerFlags(int argc, const char* const* argv, ServerCon
       "that a batch stops waiting at (and, after the wait, is cut to); none: any size")
       ->delimiter(',')
       ->check(positive("--batch-preferred-sizes", 4096));
+  add("--inline-max-kflop", parsed.inline_max_kflop,
+      "requests of at most this many thousand floating-point operations run on the gRPC thread "
+      "that received them when a CPU worker is idle and none are queued (saves two thread "
+      "handoffs); 0: all go through the queue")
+      ->check(non_negative("--inline-max-kflop", int64_t{1} << 40));
   add("--memory-budget-mb", memory_budget_mb,
       "MiB that admitted requests may hold together; more are refused (RESOURCE_EXHAUSTED)")
       ->check(positive("--memory-budget-mb", kMaxMb));
@@ -343,6 +348,7 @@ std::string DescribeConfig(const ServerConfig& config) {
       {"batch-max-size", std::to_string(config.batch_max_size)},
       {"batch-max-delay-us", std::to_string(config.batch_max_delay.count())},
       {"batch-preferred-sizes", FormatValue(absl::StrJoin(config.batch_preferred_sizes, ","))},
+      {"inline-max-kflop", std::to_string(config.inline_max_kflop)},
       {"memory-budget-mb", FormatMiB(config.memory_budget_bytes)},
       {"max-request-mb", FormatMiB(config.max_request_bytes)},
       {"max-streams", std::to_string(config.max_streams)},

@@ -55,9 +55,10 @@ int main(int argc, char** argv) {
                    : "");
   std::vector<std::string> pools;
   for (const auto& pool : (*server)->scheduler().pool_status()) {
-    pools.push_back(fmt::format("{}{} x{}{}", pool.backend,
-                                pool.device_id == "cpu" ? "" : " on " + pool.device_id,
-                                pool.workers, pool.in_service ? "" : " (out of service)"));
+    pools.push_back(
+        fmt::format("{}{} x{}{}", pool.backend,
+                    pool.device_id == convserve::kCpuDeviceId ? "" : " on " + pool.device_id,
+                    pool.workers, pool.in_service ? "" : " (out of service)"));
   }
   spdlog::info("worker pools, in routing order: {}", fmt::join(pools, ", "));
   if (config.tls_cert_file.empty()) {

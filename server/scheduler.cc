@@ -119,27 +119,32 @@ uint64_t HashOf(const ConstTensorView& view) {
 Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools)
     : Scheduler(memory_budget_bytes, std::move(pools), Batching{}) {}
 
-Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools, Batching batching)
-    : memory_budget_bytes_(memory_budget_bytes), batching_(std::move(batching)) {
+Scheduler::Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools, Batching batching,
+                     double inline_max_flops)
+    : memory_budget_bytes_(memory_budget_bytes),
+      batching_(std::move(batching)),
+      inline_max_flops_(inline_max_flops) {
   for (Pool& pool : pools) {
     auto state = std::make_unique<PoolState>();
     state->backends = std::move(pool.backends);
     state->max_queue = pool.max_queue;
     state->name = std::string(state->backends.front()->Name());
     state->device_id = state->backends.front()->Describe().device_id;
+    for (const auto& backend : state->backends) state->idle.push_back(backend.get());
     pools_.push_back(std::move(state));
   }
   for (size_t i = 0; i < pools_.size(); ++i) {
-    for (const auto& backend : pools_[i]->backends) {
-      workers_.emplace_back([this, i, b = backend.get()] { WorkerLoop(i, *b); });
+    for (size_t worker = 0; worker < pools_[i]->backends.size(); ++worker) {
+      workers_.emplace_back([this, i] { WorkerLoop(i); });
     }
   }
 }
 
 Scheduler::~Scheduler() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::unique_lock<std::mutex> lock(mutex_);
     stopping_ = true;
+    inline_done_.wait(lock, [&] { return inline_runs_ == 0; });
   }
   for (const auto& pool : pools_) pool->work_available.notify_all();
   for (std::thread& worker : workers_) worker.join();
@@ -285,11 +290,7 @@ absl::Status Scheduler::Submit(Job& job) {
       return absl::ResourceExhaustedError(absl::StrCat(
           "the server's queue is full (", pool->max_queue, " requests waiting); retry later"));
     }
-    if (bytes_admitted_ + job.bytes > memory_budget_bytes_) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the request's ", job.bytes, " bytes would exceed the server's memory budget (",
-          bytes_admitted_, " of ", memory_budget_bytes_, " bytes in use); retry later"));
-    }
+    if (absl::Status fits = FitsBudgetLocked(job); !fits.ok()) return fits;
     bytes_admitted_ += job.bytes;
     job.operands.filter_hash = filter_hash;
     job.operands.pointwise_filter_hash = pointwise_hash;
@@ -302,6 +303,45 @@ absl::Status Scheduler::Submit(Job& job) {
   } else {
     pool->work_available.notify_one();
   }
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::FitsBudgetLocked(const Job& job) const {
+  if (bytes_admitted_ + job.bytes <= memory_budget_bytes_) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the request's ", job.bytes, " bytes would exceed the server's memory budget (",
+                   bytes_admitted_, " of ", memory_budget_bytes_, " bytes in use); retry later"));
+}
+
+bool Scheduler::WouldBatch(const Job& job, const Backend& backend) const {
+  return batching_.max_images > 1 && Batchable(job) && job.spec.batch < batching_.max_images &&
+         backend.BatchInvariant(job.spec);
+}
+
+absl::Status Scheduler::SubmitOrRun(Job& job) {
+  if (inline_max_flops_ <= 0 || job.spec.Flops() > inline_max_flops_) return Submit(job);
+  std::unique_lock<std::mutex> lock(mutex_);
+  absl::StatusOr<int> route = RouteLocked(job);
+  if (!route.ok()) return route.status();
+  const size_t pool_index = static_cast<size_t>(*route);
+  PoolState& pool = *pools_[pool_index];
+  if (stopping_ || pool.device_id != kCpuDeviceId || !pool.queue.empty() || pool.idle.empty() ||
+      WouldBatch(job, *pool.idle.back())) {
+    lock.unlock();
+    return Submit(job);
+  }
+  if (absl::Status fits = FitsBudgetLocked(job); !fits.ok()) return fits;
+  bytes_admitted_ += job.bytes;
+  ++pool.running;
+  ++inline_runs_;
+  Backend& backend = *pool.idle.back();
+  pool.idle.pop_back();
+  std::vector<Queued> jobs;
+  jobs.push_back(Queued{std::move(job), Clock::now()});
+  RunLocked(pool_index, backend, jobs, std::chrono::nanoseconds(0), lock);
+  pool.idle.push_back(&backend);
+  if (!pool.queue.empty()) pool.work_available.notify_one();  // a worker may wait for it
+  if (--inline_runs_ == 0 && stopping_) inline_done_.notify_all();
   return absl::OkStatus();
 }
 
@@ -556,60 +596,105 @@ absl::Status RunJobs(Backend& backend, std::vector<Job*>& jobs,
 
 }  // namespace
 
-void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
+void Scheduler::SettleLocked(size_t pool_index, std::vector<Queued>& jobs,
+                             const std::vector<JobReport>& reports, absl::Status status, bool ran,
+                             std::unique_lock<std::mutex>& lock) {
+  PoolState& pool = *pools_[pool_index];
+  pool.running -= static_cast<int>(jobs.size());
+  std::vector<size_t> finish;  // from the back
+  if (ran && absl::IsUnimplemented(status)) {
+    // From the back, each to the front of its new pool: they keep their order.
+    for (size_t i = jobs.size(); i-- > 0;) {
+      if (!HandOnLocked(jobs[i], pool_index, /*device_lost=*/false)) finish.push_back(i);
+    }
+  } else if (ran && absl::IsUnavailable(status)) {
+    // The device is lost: this pool leaves service, its jobs go elsewhere.
+    std::vector<Queued> stranded;
+    const bool lost_now = TakeOutOfServiceLocked(pool_index, status, stranded);
+    const absl::Status out_of_service =
+        OutOfService(pool.name, pool.device_id, pool.out_of_service_reason);
+    for (size_t i = jobs.size(); i-- > 0;) {
+      if (!HandOnLocked(jobs[i], pool_index, /*device_lost=*/true)) finish.push_back(i);
+    }
+    if (lost_now) {
+      lock.unlock();
+      spdlog::error(
+          "worker pool {} on {} is out of service for good: {}; its requests go to the other "
+          "pools",
+          pool.name, pool.device_id, std::string(status.message()));
+      lock.lock();
+    }
+    FailJobs(stranded, out_of_service, lock);
+    status = out_of_service;
+  } else {
+    for (size_t i = jobs.size(); i-- > 0;) finish.push_back(i);
+  }
+  if (finish.size() < jobs.size()) NotifyWaiters(lock);  // their waiters retry elsewhere
+  if (finish.empty()) return;
+  lock.unlock();
+  for (auto it = finish.rbegin(); it != finish.rend(); ++it) {
+    jobs[*it].job.done(status, reports[*it]);
+  }
+  lock.lock();
+  for (size_t i : finish) bytes_admitted_ -= jobs[i].job.bytes;
+  NotifyWaiters(lock);
+}
+
+void Scheduler::RunLocked(size_t pool_index, Backend& backend, std::vector<Queued>& batch,
+                          std::chrono::nanoseconds waited, std::unique_lock<std::mutex>& lock) {
+  const PoolState& pool = *pools_[pool_index];
+  lock.unlock();
+  // Outside the lock: drop the jobs no longer wanted; the others run
+  // together, except any whose filters' bytes turn out to differ from the
+  // first's (equal hashes of different bytes), which run alone after.
+  std::vector<std::vector<Queued>> groups;
+  std::vector<std::pair<Queued, absl::Status>> dropped;
+  for (Queued& queued : batch) {
+    absl::Status wanted = CheckStillWanted(queued.job);
+    if (!wanted.ok()) {
+      dropped.emplace_back(std::move(queued), std::move(wanted));
+    } else if (groups.empty() || SameFilterBytes(groups.front().front().job, queued.job)) {
+      if (groups.empty()) groups.emplace_back();
+      groups.front().push_back(std::move(queued));
+    } else {
+      groups.emplace_back().push_back(std::move(queued));
+    }
+  }
+  lock.lock();
+  for (auto& [queued, why] : dropped) {
+    std::vector<Queued> one;
+    one.push_back(std::move(queued));
+    SettleLocked(pool_index, one, {JobReport{}}, why, /*ran=*/false, lock);
+  }
+  for (std::vector<Queued>& group : groups) {
+    lock.unlock();
+    std::vector<Job*> jobs;
+    std::vector<Clock::time_point> admitted;
+    for (Queued& queued : group) {
+      jobs.push_back(&queued.job);
+      admitted.push_back(queued.admitted);
+    }
+    std::vector<JobReport> reports;
+    const absl::Status status =
+        RunJobs(backend, jobs, admitted, reports, pool.name, pool.device_id);
+    if (batching_.observe) batching_.observe(static_cast<int>(group.size()), waited);
+    lock.lock();
+    SettleLocked(pool_index, group, reports, status, /*ran=*/true, lock);
+  }
+}
+
+void Scheduler::WorkerLoop(size_t pool_index) {
   PoolState& pool = *pools_[pool_index];
   std::unique_lock<std::mutex> lock(mutex_);
-  // Settles `jobs`, which ran together with `status` (or, when !ran, were
-  // dropped unrun with it): hands on those a backend declined or whose
-  // device was lost, finishes the others and releases their bytes. Called
-  // and returns with the lock held.
-  auto settle = [&](std::vector<Queued>& jobs, const std::vector<JobReport>& reports,
-                    absl::Status status, bool ran) {
-    pool.running -= static_cast<int>(jobs.size());
-    std::vector<size_t> finish;  // from the back
-    if (ran && absl::IsUnimplemented(status)) {
-      // From the back, each to the front of its new pool: they keep their order.
-      for (size_t i = jobs.size(); i-- > 0;) {
-        if (!HandOnLocked(jobs[i], pool_index, /*device_lost=*/false)) finish.push_back(i);
-      }
-    } else if (ran && absl::IsUnavailable(status)) {
-      // The device is lost: this pool leaves service, its jobs go elsewhere.
-      std::vector<Queued> stranded;
-      const bool lost_now = TakeOutOfServiceLocked(pool_index, status, stranded);
-      const absl::Status out_of_service =
-          OutOfService(pool.name, pool.device_id, pool.out_of_service_reason);
-      for (size_t i = jobs.size(); i-- > 0;) {
-        if (!HandOnLocked(jobs[i], pool_index, /*device_lost=*/true)) finish.push_back(i);
-      }
-      if (lost_now) {
-        lock.unlock();
-        spdlog::error(
-            "worker pool {} on {} is out of service for good: {}; its requests go to the other "
-            "pools",
-            pool.name, pool.device_id, std::string(status.message()));
-        lock.lock();
-      }
-      FailJobs(stranded, out_of_service, lock);
-      status = out_of_service;
-    } else {
-      for (size_t i = jobs.size(); i-- > 0;) finish.push_back(i);
-    }
-    if (finish.size() < jobs.size()) NotifyWaiters(lock);  // their waiters retry elsewhere
-    if (finish.empty()) return;
-    lock.unlock();
-    for (auto it = finish.rbegin(); it != finish.rend(); ++it) {
-      jobs[*it].job.done(status, reports[*it]);
-    }
-    lock.lock();
-    for (size_t i : finish) bytes_admitted_ -= jobs[i].job.bytes;
-    NotifyWaiters(lock);
-  };
-
   while (true) {
-    pool.work_available.wait(lock,
-                             [&] { return stopping_ || !pool.queue.empty() || !pool.in_service; });
+    pool.work_available.wait(lock, [&] {
+      return !pool.in_service || (!pool.queue.empty() && !pool.idle.empty()) ||
+             (stopping_ && pool.queue.empty());
+    });
     // Out of service (its jobs went elsewhere), or stopping with nothing left to do.
     if (!pool.in_service || pool.queue.empty()) return;
+    Backend& backend = *pool.idle.back();
+    pool.idle.pop_back();
     std::vector<Queued> batch;
     batch.push_back(std::move(pool.queue.front()));
     pool.queue.pop_front();
@@ -618,50 +703,12 @@ void Scheduler::WorkerLoop(size_t pool_index, Backend& backend) {
     NotifyWaiters(lock);
     const Clock::time_point taken = Clock::now();
     int64_t extra_bytes = 0;  // the batch's buffers, counted against the budget
-    if (batching_.max_images > 1 && !batch.empty()) {
+    if (batching_.max_images > 1) {
       GatherLocked(pool, backend, batch, extra_bytes, lock);
       if (batch.size() > 1) NotifyWaiters(lock);
     }
-    const std::chrono::nanoseconds waited = Clock::now() - taken;
-    lock.unlock();
-
-    // Outside the lock: drop the jobs no longer wanted; the others run
-    // together, except any whose filters' bytes turn out to differ from the
-    // first's (equal hashes of different bytes), which run alone after.
-    std::vector<std::vector<Queued>> groups;
-    std::vector<std::pair<Queued, absl::Status>> dropped;
-    for (Queued& queued : batch) {
-      absl::Status wanted = CheckStillWanted(queued.job);
-      if (!wanted.ok()) {
-        dropped.emplace_back(std::move(queued), std::move(wanted));
-      } else if (groups.empty() || SameFilterBytes(groups.front().front().job, queued.job)) {
-        if (groups.empty()) groups.emplace_back();
-        groups.front().push_back(std::move(queued));
-      } else {
-        groups.emplace_back().push_back(std::move(queued));
-      }
-    }
-    lock.lock();
-    for (auto& [queued, why] : dropped) {
-      std::vector<Queued> one;
-      one.push_back(std::move(queued));
-      settle(one, {JobReport{}}, why, /*ran=*/false);
-    }
-    for (std::vector<Queued>& group : groups) {
-      lock.unlock();
-      std::vector<Job*> jobs;
-      std::vector<Clock::time_point> admitted;
-      for (Queued& queued : group) {
-        jobs.push_back(&queued.job);
-        admitted.push_back(queued.admitted);
-      }
-      std::vector<JobReport> reports;
-      const absl::Status status =
-          RunJobs(backend, jobs, admitted, reports, pool.name, pool.device_id);
-      if (batching_.observe) batching_.observe(static_cast<int>(group.size()), waited);
-      lock.lock();
-      settle(group, reports, status, /*ran=*/true);
-    }
+    RunLocked(pool_index, backend, batch, Clock::now() - taken, lock);
+    pool.idle.push_back(&backend);
     if (extra_bytes > 0) {
       bytes_admitted_ -= extra_bytes;
       NotifyWaiters(lock);

@@ -28,11 +28,22 @@
 // call runs; a batch that would exceed it is not formed. A batch the backend
 // declines, or whose device is lost, is handed on job by job as one job is.
 //
+// Small jobs on the caller's thread (SubmitOrRun; off unless inline_max_flops
+// > 0): a job of at most inline_max_flops, routed to a CPU pool with nothing
+// queued and an idle backend, that batching would not hold, runs on the
+// thread that submits it, with that backend, instead of being handed to a
+// worker thread and its result back: for a tiny convolution those two
+// handoffs cost more than the compute. Its result, report and errors are
+// the ones a worker would give; meanwhile the pool has one worker fewer.
+//
 // Ownership: the scheduler owns its pools' backends and every job it admits.
-// Threading: each worker is one thread owning one Backend instance, so a
-// backend never runs on two threads at once. Submit, NotifyWhenRoom and the
-// accessors are thread-safe; job callbacks run on worker threads, never under
-// the scheduler's lock, so they may call Submit.
+// Threading: a pool has one worker thread per backend; a worker, or a caller
+// of SubmitOrRun, takes an idle backend for each run and gives it back, so a
+// backend never runs on two threads at once (CPU backends may run on any
+// thread; GPU pools never run inline). Submit, SubmitOrRun, NotifyWhenRoom
+// and the accessors are thread-safe; job callbacks run on worker threads (or
+// SubmitOrRun's caller), never under the scheduler's lock, so they may call
+// Submit.
 #pragma once
 
 #include <chrono>
@@ -93,12 +104,14 @@ class Scheduler {
 
   // Starts one worker thread per backend of every pool. Routing tries the
   // pools in this order. `memory_budget_bytes` bounds the Job::bytes of all
-  // admitted jobs (and of batches' buffers), over every pool.
-  Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools, Batching batching);
-  // Without batching.
+  // admitted jobs (and of batches' buffers), over every pool. Jobs of at most
+  // `inline_max_flops` (ConvSpec::Flops) may run inline (see above); 0: none.
+  Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools, Batching batching,
+            double inline_max_flops = 0);
+  // Without batching or inline runs.
   Scheduler(int64_t memory_budget_bytes, std::vector<Pool> pools);
-  // Runs (or drops, per their deadline and cancellation) every admitted job,
-  // then joins the workers.
+  // Waits for the inline runs, runs (or drops, per their deadline and
+  // cancellation) every admitted job, then joins the workers.
   ~Scheduler();
 
   // The pool `job` would run on now: job.pool if that is set; else, among
@@ -118,6 +131,10 @@ class Scheduler {
   // its bytes would exceed the memory budget, UNAVAILABLE once stopping, and
   // Route's errors.
   absl::Status Submit(Job& job);
+  // Submit, or for a job that may run inline (see above) admits it and runs
+  // it on this thread: its callbacks have run when this returns OK. Refuses
+  // as Submit does.
+  absl::Status SubmitOrRun(Job& job);
 
   // What a job needs to be admitted: room in its pool's queue and its bytes
   // under the budget. pool < 0: the job cannot be routed.
@@ -158,6 +175,7 @@ class Scheduler {
     std::string name;       // the backends' Name(), fixed
     std::string device_id;  // the first backend's Describe().device_id, fixed
     std::condition_variable work_available;
+    std::vector<Backend*> idle;         // backends no thread runs; guarded by mutex_
     std::deque<Queued> queue;           // guarded by Scheduler::mutex_
     int running = 0;                    // guarded by Scheduler::mutex_
     int gathering = 0;                  // workers waiting for company; guarded by mutex_
@@ -174,7 +192,25 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool HasRoomLocked(const PoolState& pool, int64_t bytes) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
-  void WorkerLoop(size_t pool_index, Backend& backend);
+  // RESOURCE_EXHAUSTED if `job`'s bytes would exceed the memory budget.
+  absl::Status FitsBudgetLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Whether batching may hold `job` on `backend` for company.
+  bool WouldBatch(const Job& job, const Backend& backend) const;
+  void WorkerLoop(size_t pool_index);
+  // Runs `batch` (taken by this thread with `backend`, idle no more) on pool
+  // `pool_index` and settles it: drops the jobs no longer wanted, runs the
+  // rest as one call per filter content, and settles each call. `waited` is
+  // the batch's wait for company. Releases the lock while it runs.
+  void RunLocked(size_t pool_index, Backend& backend, std::vector<Queued>& batch,
+                 std::chrono::nanoseconds waited, std::unique_lock<std::mutex>& lock)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Settles `jobs`, which ran together with `status` (or, when !ran, were
+  // dropped unrun with it): hands on those a backend declined or whose
+  // device was lost, finishes the others and releases their bytes. Releases
+  // the lock while callbacks run.
+  void SettleLocked(size_t pool_index, std::vector<Queued>& jobs,
+                    const std::vector<JobReport>& reports, absl::Status status, bool ran,
+                    std::unique_lock<std::mutex>& lock) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Batching: adds to `batch` (its first job taken from the pool's queue)
   // the compatible jobs queued, waiting for more as Batching says, and
   // reserves the bytes of its concatenated buffers in `extra_bytes`. May
@@ -212,12 +248,15 @@ class Scheduler {
 
   const int64_t memory_budget_bytes_;
   const Batching batching_;
+  const double inline_max_flops_;
   // Fixed at construction; their queues and counters are guarded by mutex_.
   std::vector<std::unique_ptr<PoolState>> pools_;
   mutable std::mutex mutex_;
   std::vector<std::function<void()>> room_waiters_ ABSL_GUARDED_BY(mutex_);
   int64_t bytes_admitted_ ABSL_GUARDED_BY(mutex_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mutex_) = false;
+  int inline_runs_ ABSL_GUARDED_BY(mutex_) = 0;  // SubmitOrRun calls running a job
+  std::condition_variable inline_done_;          // inline_runs_ fell to 0 while stopping
   std::vector<std::thread> workers_;
 };
 

@@ -121,7 +121,7 @@ void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& l
       [&scheduler] {
         std::vector<Metrics::GaugeSample> samples;
         for (const Scheduler::PoolStatus& pool : scheduler.pool_status()) {
-          if (pool.device_id == "cpu") continue;
+          if (pool.device_id == kCpuDeviceId) continue;
           samples.push_back({.labels = {{"device", pool.device_id}},
                              .value = static_cast<double>(pool.device_bytes)});
         }
@@ -176,9 +176,10 @@ absl::Status WarmUp(Scheduler& scheduler) {
     }
     if (status.ok()) continue;
     const Scheduler::PoolStatus& pool = pools[i];
-    const std::string where =
-        pool.device_id == "cpu" ? pool.backend : absl::StrCat(pool.backend, " on ", pool.device_id);
-    if (pool.device_id != "cpu") {
+    const std::string where = pool.device_id == kCpuDeviceId
+                                  ? pool.backend
+                                  : absl::StrCat(pool.backend, " on ", pool.device_id);
+    if (pool.device_id != kCpuDeviceId) {
       // A device that cannot compute (lost, out of memory, an architecture
       // cuDNN does not run on, ...) leaves service; the others serve.
       scheduler.TakeOutOfService(static_cast<int>(i), status);
@@ -245,8 +246,9 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
       metrics->RecordBatch(requests, std::chrono::duration<double>(wait).count());
     };
   }
-  running->scheduler_ = std::make_unique<Scheduler>(config.memory_budget_bytes,
-                                                    std::move(pools->pools), std::move(batching));
+  running->scheduler_ = std::make_unique<Scheduler>(
+      config.memory_budget_bytes, std::move(pools->pools), std::move(batching),
+      static_cast<double>(config.inline_max_kflop) * 1e3);
   if (absl::Status warm = WarmUp(*running->scheduler_); !warm.ok()) {
     return absl::InternalError(absl::StrCat("warm-up failed: ", warm.message()));
   }

@@ -54,6 +54,10 @@ struct ServerConfig {
   int batch_max_size = 1;
   std::chrono::microseconds batch_max_delay{0};
   std::vector<int> batch_preferred_sizes;
+  // Requests of at most this many thousand floating-point operations run on
+  // the gRPC thread that received them when a CPU worker is idle and nothing
+  // is queued (see scheduler.h); 0: every request goes through the queue.
+  int64_t inline_max_kflop = 1000;
   // Bytes that admitted requests (queued or running) may hold in tensors,
   // inputs and results together; more are refused with RESOURCE_EXHAUSTED.
   int64_t memory_budget_bytes = int64_t{4} << 30;

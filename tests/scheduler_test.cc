@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "core/make_spec.h"
 #include "gmock/gmock.h"
@@ -681,6 +682,156 @@ TEST(WarmUp, ACpuPoolsFailureFailsTheStartNamingThePool) {
   const absl::Status status = WarmUp(scheduler);
   EXPECT_EQ(status.code(), absl::StatusCode::kUnimplemented) << status;
   EXPECT_THAT(std::string(status.message()), ::testing::HasSubstr("cpu: declined"));
+}
+
+// Inline runs (SubmitOrRun): small jobs on the caller's thread.
+
+constexpr double kInlineUpTo = 1000;  // flops; Spec() has 32
+
+// Submits `job` with SubmitOrRun and returns the thread its callback ran on.
+std::thread::id DoneOn(Scheduler& scheduler, Job job) {
+  std::promise<std::thread::id> done_on;
+  job.done = [&done_on](const absl::Status& status, const JobReport&) {
+    EXPECT_TRUE(status.ok()) << status;
+    done_on.set_value(std::this_thread::get_id());
+  };
+  EXPECT_TRUE(scheduler.SubmitOrRun(job).ok());
+  return done_on.get_future().get();
+}
+
+TEST(InlineRun, ASmallJobRunsOnTheCallersThreadWhenAWorkerIsIdle) {
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakePool("cpu", kFloat32Only, 1, 4));
+  Scheduler scheduler(1 << 20, std::move(pools), Scheduler::Batching{}, kInlineUpTo);
+  std::promise<Result> unused;
+  EXPECT_EQ(DoneOn(scheduler, MakeJob(DataType::kFloat32, &unused)), std::this_thread::get_id());
+}
+
+TEST(InlineRun, LargerJobsAndSchedulersWithoutInlineRunsUseTheWorkers) {
+  for (double max_flops : {0.0, 31.0}) {
+    std::vector<Scheduler::Pool> pools;
+    pools.push_back(MakePool("cpu", kFloat32Only, 1, 4));
+    Scheduler scheduler(1 << 20, std::move(pools), Scheduler::Batching{}, max_flops);
+    std::promise<Result> unused;
+    EXPECT_NE(DoneOn(scheduler, MakeJob(DataType::kFloat32, &unused)), std::this_thread::get_id())
+        << max_flops;
+  }
+}
+
+TEST(InlineRun, GpuPoolsNeverRunInline) {
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakeDevicePool("cuda:0", kFloat32Only, 4));
+  Scheduler scheduler(1 << 20, std::move(pools), Scheduler::Batching{}, kInlineUpTo);
+  std::promise<Result> unused;
+  EXPECT_NE(DoneOn(scheduler, MakeJob(DataType::kFloat32, &unused)), std::this_thread::get_id());
+}
+
+TEST(InlineRun, WithEveryWorkerBusyTheJobQueuesAndAWorkerRunsIt) {
+  Gate gate;
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakePool("cpu", kFloat32Only, 1, 4, &gate));
+  Scheduler scheduler(1 << 20, std::move(pools), Scheduler::Batching{}, kInlineUpTo);
+  std::promise<Result> first;
+  Job blocking = MakeJob(DataType::kFloat32, &first);
+  ASSERT_TRUE(scheduler.Submit(blocking).ok());
+  std::promise<std::thread::id> done_on;
+  Job job = MakeJob(DataType::kFloat32, nullptr);
+  job.done = [&done_on](const absl::Status&, const JobReport&) {
+    done_on.set_value(std::this_thread::get_id());
+  };
+  const absl::Status admitted = scheduler.SubmitOrRun(job);  // returns without waiting
+  gate.Open();
+  ASSERT_TRUE(admitted.ok()) << admitted;
+  EXPECT_NE(done_on.get_future().get(), std::this_thread::get_id());
+  EXPECT_TRUE(first.get_future().get().status.ok());
+}
+
+TEST(InlineRun, RefusesAsSubmitDoesWhenTheBudgetIsFull) {
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakePool("cpu", kFloat32Only, 1, 4));
+  Scheduler scheduler(100, std::move(pools), Scheduler::Batching{}, kInlineUpTo);
+  std::promise<Result> result;
+  Job job = MakeJob(DataType::kFloat32, &result, /*bytes=*/101);
+  EXPECT_EQ(scheduler.SubmitOrRun(job).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(scheduler.bytes_admitted(), 0);
+}
+
+// Fails the test if two threads are ever inside its Run at once; may vouch
+// for batch invariance.
+class ExclusiveBackend final : public Backend {
+ public:
+  explicit ExclusiveBackend(bool batch_invariant = false) : batch_invariant_(batch_invariant) {}
+  absl::string_view Name() const override { return "exclusive"; }
+  BackendInfo Describe() const override {
+    BackendInfo info;
+    info.name = "exclusive";
+    return info;
+  }
+  bool Computes(const ConvSpec&) const override { return true; }
+  bool BatchInvariant(const ConvSpec&) const override { return batch_invariant_; }
+  absl::Status Run(const ConvSpec&, const Operands&, TensorView) override {
+    EXPECT_EQ(inside_.fetch_add(1), 0) << "a backend ran on two threads at once";
+    std::this_thread::yield();
+    inside_.fetch_sub(1);
+    return absl::OkStatus();
+  }
+
+ private:
+  const bool batch_invariant_;
+  std::atomic<int> inside_{0};
+};
+
+TEST(InlineRun, ABackendNeverRunsOnTwoThreadsAtOnce) {
+  std::vector<Scheduler::Pool> pools;
+  Scheduler::Pool pool;
+  pool.max_queue = 4 * 300;  // every job may queue
+  for (int i = 0; i < 2; ++i) pool.backends.push_back(std::make_unique<ExclusiveBackend>());
+  pools.push_back(std::move(pool));
+  Scheduler scheduler(1 << 20, std::move(pools), Scheduler::Batching{}, kInlineUpTo);
+  std::atomic<int> done{0}, inline_runs{0};
+  std::vector<std::thread> callers;
+  constexpr int kCallers = 4, kJobsEach = 300;
+  for (int caller = 0; caller < kCallers; ++caller) {
+    callers.emplace_back([&, caller] {
+      for (int i = 0; i < kJobsEach; ++i) {
+        Job job = MakeJob(DataType::kFloat32, nullptr);
+        const std::thread::id self = std::this_thread::get_id();
+        job.done = [&, self](const absl::Status& status, const JobReport&) {
+          EXPECT_TRUE(status.ok()) << status;
+          if (std::this_thread::get_id() == self) ++inline_runs;
+          ++done;
+        };
+        // Half through the queue, half inline where a backend is idle.
+        const absl::Status admitted =
+            (i + caller) % 2 == 0 ? scheduler.Submit(job) : scheduler.SubmitOrRun(job);
+        ASSERT_TRUE(admitted.ok()) << admitted;
+      }
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
+  // Bounded: a lost job fails the test rather than hanging it.
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (done.load() < kCallers * kJobsEach && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(done.load(), kCallers * kJobsEach);
+  EXPECT_GT(inline_runs.load(), 0);
+}
+
+TEST(InlineRun, AJobThatBatchingMayHoldIsQueued) {
+  std::vector<Scheduler::Pool> pools;
+  Scheduler::Pool pool;
+  pool.max_queue = 4;
+  pool.backends.push_back(std::make_unique<ExclusiveBackend>(/*batch_invariant=*/true));
+  pools.push_back(std::move(pool));
+  Scheduler::Batching batching;
+  batching.max_images = 4;
+  Scheduler scheduler(1 << 20, std::move(pools), batching, kInlineUpTo);
+  Job job = MakeJob(DataType::kFloat32, nullptr);
+  const float input[9] = {};
+  job.operands.input = {
+      DataType::kFloat32, {1, 3, 3, 1}, reinterpret_cast<const std::byte*>(input)};
+  EXPECT_NE(DoneOn(scheduler, std::move(job)), std::this_thread::get_id());
 }
 
 }  // namespace

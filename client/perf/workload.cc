@@ -117,23 +117,6 @@ std::string RandomBytes(DataType dtype, int64_t elements, std::mt19937& rng) {
   return bytes;
 }
 
-// MACs of the forward geometry (the same for the transposed op, which is its
-// gradient): every output point reads filter_spatial x in/groups inputs.
-double Flops(const ConvSpec& s) {
-  double macs = static_cast<double>(s.batch) * static_cast<double>(s.out_channels) *
-                static_cast<double>(s.in_channels / s.groups);
-  for (int d = 0; d < s.rank; ++d) {
-    macs *= static_cast<double>(s.output_spatial[d]) * static_cast<double>(s.filter_spatial[d]);
-  }
-  if (s.pointwise_out_channels > 0) {
-    double points = static_cast<double>(s.batch);
-    for (int d = 0; d < s.rank; ++d) points *= static_cast<double>(s.output_spatial[d]);
-    macs += points * static_cast<double>(s.out_channels) *
-            static_cast<double>(s.pointwise_out_channels / s.pointwise_groups);
-  }
-  return 2 * macs;
-}
-
 }  // namespace
 
 absl::StatusOr<Workload> MakeWorkload(const Options& o) {
@@ -151,7 +134,7 @@ absl::StatusOr<Workload> MakeWorkload(const Options& o) {
 
   Workload w;
   w.spec = *std::move(spec);
-  w.flops = Flops(w.spec);
+  w.flops = w.spec.Flops();
   w.input_shape = o.input_shape;
   w.filter_shape = o.filter_shape;
   std::mt19937 rng(42);
