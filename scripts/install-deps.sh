@@ -14,12 +14,15 @@ build_packages=(
 # Clients in Python and Node (the Python package is built with setuptools,
 # wheel and grpc_tools and installed into a venv), the container test
 # (debootstrap, podman, buildah), the cluster test's gRPC proxy (nginx) and
-# certificates (openssl), and the format check.
+# certificates (openssl), the format check, and the observability test
+# (promtool, from prometheus, checks the alerting rules; python3-yaml reads
+# them).
 test_packages=(
   clang-format python3-numpy nodejs npm
   python3-grpcio python3-protobuf python3-pytest python3-cryptography
   python3-venv python3-setuptools python3-wheel python3-grpc-tools
   debootstrap podman buildah nginx openssl
+  prometheus python3-yaml
 )
 # scripts/sanitize.sh: clang, its sanitizer runtimes (only recommended by
 # clang, so named here), LLVM's OpenMP for clang's -fopenmp, and
@@ -46,8 +49,9 @@ done
 echo "Installing: ${missing[*]}"
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
-# Packages with services (nginx) must not start them: the tests run their own
-# instances. policy-rc.d is Debian's switch for that during installs.
+# Packages with services (nginx, prometheus) must not start them: the tests
+# run their own instances, or none. policy-rc.d is Debian's switch for that
+# during installs.
 policy=/usr/sbin/policy-rc.d
 added_policy=""
 trap '[ -n "$added_policy" ] && $sudo rm -f "$policy"' EXIT

@@ -55,6 +55,7 @@ struct ConvPipeline::Call {
   const RequestLabels labels;
   const Clock::time_point received;
   const std::string principal;
+  const std::optional<TraceParent> trace;
   // The principal's quota claim, given back when the call is done.
   std::unique_ptr<PrincipalQuotas::Hold> hold;
   // Registered filters the job's operands point into, kept alive with it.
@@ -75,16 +76,18 @@ void ConvPipeline::Record(const Call& call, const absl::Status& status, const Jo
   if (status.ok() && !report.device.empty()) {
     metrics_->RecordDeviceCompute(report.device, Seconds(report.compute));
   }
-  spdlog::debug("conv id={} op={} code={} queue_us={} compute_us={} total_us={}{}{}{}{}",
-                call.request.id(), std::string(call.labels.op), code, Micros(report.queued),
-                Micros(report.compute), Micros(total),
-                report.device.empty() ? "" : " device=", std::string(report.device),
-                status.ok() ? "" : " error=", std::string(status.message()));
+  spdlog::debug(
+      "conv id={} op={} code={} queue_us={} compute_us={} total_us={}{}{}{}{}{}", call.request.id(),
+      std::string(call.labels.op), code, Micros(report.queued), Micros(report.compute),
+      Micros(total), report.device.empty() ? "" : " device=", std::string(report.device),
+      TraceLogFields(call.trace), status.ok() ? "" : " error=", std::string(status.message()));
 }
 
 void ConvPipeline::Refuse(const v1::ConvRequest& request, const absl::Status& status,
-                          const std::string& principal, const Finish& finish) const {
-  const Call call{request, nullptr, ReadLabels(request), Clock::now(), principal, nullptr, {}};
+                          const std::string& principal, const std::optional<TraceParent>& trace,
+                          const Finish& finish) const {
+  const Call call{request, nullptr, ReadLabels(request), Clock::now(), principal, trace,
+                  nullptr, {}};
   Record(call, status, {}, 0);
   finish(status);
 }
@@ -97,6 +100,7 @@ absl::StatusOr<Job> ConvPipeline::Prepare(const v1::ConvRequest& request,
                                           ReadLabels(request),
                                           Clock::now(),
                                           std::move(controls.principal),
+                                          std::move(controls.trace),
                                           nullptr,
                                           {}});
   response->set_id(request.id());

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -19,6 +20,7 @@
 #include "server/metrics.h"
 #include "server/quotas.h"
 #include "server/server_config.h"
+#include "server/trace_parent.h"
 
 namespace convserve::server {
 
@@ -44,6 +46,8 @@ class ConvPipeline {
     std::string principal;
     std::chrono::system_clock::time_point deadline = std::chrono::system_clock::time_point::max();
     std::function<absl::Status()> cancelled;  // see Job::cancelled; may be empty
+    // The call's valid `traceparent` metadata, written on its access-log line.
+    std::optional<TraceParent> trace;
   };
 
   // The pointers must outlive the pipeline; `quotas` may be null (no quotas).
@@ -61,9 +65,11 @@ class ConvPipeline {
                               Finish finish) const;
 
   // Records a request refused before it was read (e.g. while draining, or
-  // for its credentials), then calls `finish` with `status`.
+  // for its credentials), then calls `finish` with `status`. `trace` as in
+  // Controls.
   void Refuse(const convserve::v1::ConvRequest& request, const absl::Status& status,
-              const std::string& principal, const Finish& finish) const;
+              const std::string& principal, const std::optional<TraceParent>& trace,
+              const Finish& finish) const;
 
  private:
   struct Call;

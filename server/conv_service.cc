@@ -1,7 +1,12 @@
 #include "server/conv_service.h"
 
+#include <iterator>
+#include <optional>
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 #include "server/conv_stream_reactor.h"
+#include "server/trace_parent.h"
 #include "server/wire.h"
 
 namespace convserve::server {
@@ -10,6 +15,14 @@ namespace {
 grpc::Status ToGrpc(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// The call's `traceparent` metadata if it has exactly one and that one is
+// valid; anything else is ignored (it never fails a call).
+std::optional<TraceParent> TraceParentOf(const grpc::CallbackServerContext& context) {
+  const auto [first, last] = context.client_metadata().equal_range("traceparent");
+  if (first == last || std::next(first) != last) return std::nullopt;
+  return ParseTraceParent(std::string_view(first->second.data(), first->second.size()));
 }
 
 const absl::Status& ShuttingDown() {
@@ -68,13 +81,14 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
     ledger->CallEnded();
     reactor->Finish(ToGrpc(status));
   };
+  std::optional<TraceParent> trace = TraceParentOf(*context);
   if (ledger_->draining()) {
-    pipeline_->Refuse(*request, ShuttingDown(), "", finish);
+    pipeline_->Refuse(*request, ShuttingDown(), "", trace, finish);
     return reactor;
   }
   absl::StatusOr<std::string> principal = Authorize(*context, Scope::kConv);
   if (!principal.ok()) {
-    pipeline_->Refuse(*request, principal.status(), "", finish);
+    pipeline_->Refuse(*request, principal.status(), "", trace, finish);
     return reactor;
   }
   // Work that is no longer wanted is dropped before it runs. The deadline is
@@ -87,7 +101,8 @@ grpc::ServerUnaryReactor* ConvServiceImpl::Conv(grpc::CallbackServerContext* con
           return absl::CancelledError("the call was cancelled before the request ran");
         }
         return absl::OkStatus();
-      }};
+      },
+      .trace = std::move(trace)};
   absl::StatusOr<Job> job = pipeline_->Prepare(*request, response, std::move(controls), finish);
   if (!job.ok()) {
     finish(job.status());
@@ -113,7 +128,7 @@ grpc::ServerBidiReactor<v1::ConvRequest, v1::ConvResponse>* ConvServiceImpl::Con
   ledger_->CallStarted();
   return new ConvStreamReactor(
       ConvStreamReactor::Deps{pipeline_, ledger_, scheduler_, config_.stream_window,
-                              std::move(*principal)},
+                              std::move(*principal), TraceParentOf(*context)},
       context);
 }
 

@@ -68,12 +68,13 @@ void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
   };
   if (deps_.ledger->draining()) {
     deps_.pipeline->Refuse(*request, absl::UnavailableError("the server is shutting down"),
-                           deps_.principal, finish);
+                           deps_.principal, deps_.trace, finish);
     return;
   }
   // The stream's deadline is the call's; only its cancellation drops a request.
   ConvPipeline::Controls controls;
   controls.principal = deps_.principal;
+  controls.trace = deps_.trace;
   controls.cancelled = [context = context_]() -> absl::Status {
     if (context->IsCancelled()) return absl::CancelledError("the stream was cancelled");
     return absl::OkStatus();

@@ -12,6 +12,7 @@
 #include "server/call_ledger.h"
 #include "server/conv_call.h"
 #include "server/scheduler.h"
+#include "server/trace_parent.h"
 
 namespace convserve::server {
 
@@ -30,6 +31,8 @@ class ConvStreamReactor final
     Scheduler* scheduler;
     int stream_window;
     std::string principal;  // empty without authentication
+    // The call's valid `traceparent`: every request of the stream logs it.
+    std::optional<TraceParent> trace;
   };
   ConvStreamReactor(Deps deps, grpc::CallbackServerContext* context);
 

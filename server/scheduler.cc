@@ -760,6 +760,7 @@ std::vector<Scheduler::PoolStatus> Scheduler::pool_status() const {
                                 .device_id = pool.device_id,
                                 .workers = static_cast<int>(pool.backends.size()),
                                 .queue_depth = static_cast<int>(pool.queue.size()),
+                                .max_queue = pool.max_queue,
                                 .running = pool.running,
                                 .in_service = pool.in_service,
                                 .out_of_service_reason = pool.out_of_service_reason,

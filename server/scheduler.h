@@ -78,6 +78,7 @@ class Scheduler {
     std::string device_id = {};  // its first backend's BackendInfo::device_id: "cpu", "cuda:0"
     int workers = 0;
     int queue_depth = 0;
+    int max_queue = 0;  // the queue's capacity (Pool::max_queue)
     int running = 0;
     bool in_service = true;
     std::string out_of_service_reason = {};  // once out of service: the backend's message

@@ -92,7 +92,8 @@ absl::StatusOr<Pools> MakePools(const ServerConfig& config,
 }
 
 void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& ledger,
-               const FilterStore& filters, const std::shared_ptr<WeightCache>& weight_cache) {
+               const FilterStore& filters, const std::shared_ptr<WeightCache>& weight_cache,
+               int64_t memory_budget_bytes) {
   metrics.AddGauge("convserve_queue_depth", "Requests admitted and waiting for a worker.",
                    [&scheduler] { return scheduler.queue_depth(); });
   metrics.AddGauge("convserve_running", "Requests being computed.",
@@ -105,6 +106,9 @@ void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& l
   metrics.AddGauge("convserve_admitted_bytes",
                    "Tensor bytes held by admitted requests (the memory budget's use).",
                    [&scheduler] { return static_cast<double>(scheduler.bytes_admitted()); });
+  metrics.AddGauge("convserve_memory_budget_bytes",
+                   "Tensor bytes all admitted requests may hold (--memory-budget-mb).",
+                   [memory_budget_bytes] { return static_cast<double>(memory_budget_bytes); });
   metrics.AddGauge("convserve_workers", "Worker threads computing requests.",
                    [&scheduler] { return scheduler.workers(); });
   metrics.AddGauge("convserve_registered_filters", "Filters stored by RegisterFilter.",
@@ -127,6 +131,24 @@ void AddGauges(Metrics& metrics, const Scheduler& scheduler, const CallLedger& l
         }
         return samples;
       });
+  // Per pool, so that one full queue shows beside idle ones.
+  const auto per_pool = [&scheduler](int Scheduler::PoolStatus::*member) {
+    return [&scheduler, member] {
+      std::vector<Metrics::GaugeSample> samples;
+      for (const Scheduler::PoolStatus& pool : scheduler.pool_status()) {
+        samples.push_back({.labels = {{"backend", pool.backend}, {"device", pool.device_id}},
+                           .value = static_cast<double>(pool.*member)});
+      }
+      return samples;
+    };
+  };
+  metrics.AddGaugeFamily("convserve_pool_queue_depth",
+                         "Requests waiting for a worker, by pool (backend and device).",
+                         per_pool(&Scheduler::PoolStatus::queue_depth));
+  metrics.AddGaugeFamily(
+      "convserve_pool_max_queue",
+      "Requests a pool's queue holds (--max-queue); more are refused with RESOURCE_EXHAUSTED.",
+      per_pool(&Scheduler::PoolStatus::max_queue));
   metrics.AddGaugeFamily(
       "convserve_pool_in_service",
       "1 while a worker pool computes requests; 0 once it is out of service for good (its "
@@ -268,7 +290,7 @@ absl::StatusOr<std::unique_ptr<RunningServer>> StartServer(const ServerConfig& c
       running->scheduler_.get(), running->filters_.get(), std::move(pools->gpus));
   running->echo_service_ = std::make_unique<EchoServiceImpl>(config.max_message_bytes);
   AddGauges(*running->metrics_, *running->scheduler_, *running->ledger_, *running->filters_,
-            running->weight_cache_);
+            running->weight_cache_, config.memory_budget_bytes);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

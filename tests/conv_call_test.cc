@@ -218,7 +218,8 @@ TEST_F(ConvCallTest, ControlsReachTheJob) {
 }
 
 TEST_F(ConvCallTest, RefuseRecordsAndFinishesAnUnreadRequest) {
-  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), "alice", Capture());
+  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), "alice", std::nullopt,
+                   Capture());
   ASSERT_TRUE(finished_);
   EXPECT_TRUE(absl::IsUnavailable(*finished_));
   EXPECT_EQ(Count("UNAVAILABLE"), "1");

@@ -1,9 +1,9 @@
 // Behaviour of the production features of the server (DESIGN.md section 3):
 // every situation of the table and its answer, ConvStream's ordering, errors,
-// half-close, flow control and limits, health, reflection, the metrics page
-// and draining. Servers run in-process on loopback ports; requests are made
-// slow on purpose with a conv2d on the reference backend, whose duration is
-// measured at run time rather than assumed.
+// half-close, flow control and limits, health, reflection, the metrics page,
+// the access log's trace context and draining. Servers run in-process on loopback ports; requests
+// are made slow on purpose with a conv2d on the reference backend, whose duration is measured at
+// run time rather than assumed.
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -11,6 +11,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -27,6 +28,8 @@
 #include "httplib.h"
 #include "server/server.h"
 #include "server/wire.h"
+#include "spdlog/sinks/ostream_sink.h"
+#include "spdlog/spdlog.h"
 #include "tests/service_test_util.h"
 
 namespace convserve::server {
@@ -957,6 +960,12 @@ TEST_F(BehaviourTest, MetricsPageCountsKnownTraffic) {
   EXPECT_GE(SeriesValue(page, "convserve_device_compute_seconds_total{device=\"cpu\"}"), 0);
   EXPECT_EQ(SeriesValue(page, "convserve_pool_in_service{backend=\"reference\",device=\"cpu\"}"),
             1);
+  // Each pool's queue beside its capacity, and the memory budget.
+  EXPECT_EQ(SeriesValue(page, "convserve_pool_queue_depth{backend=\"reference\",device=\"cpu\"}"),
+            0);
+  EXPECT_EQ(SeriesValue(page, "convserve_pool_max_queue{backend=\"reference\",device=\"cpu\"}"),
+            config.max_queue);
+  EXPECT_EQ(SeriesValue(page, "convserve_memory_budget_bytes"), config.memory_budget_bytes);
   EXPECT_THAT(page, HasSubstr("# TYPE convserve_device_memory_bytes gauge\n"));
   EXPECT_THAT(page, Not(HasSubstr("convserve_device_memory_bytes{")));
 }
@@ -979,6 +988,8 @@ TEST_F(BehaviourTest, MetricsGaugesShowWorkInFlight) {
   EXPECT_FALSE(running->Ready()) << "the slow request was too fast for this test";
   const std::string& page = result->body;
   EXPECT_EQ(SeriesValue(page, "convserve_queue_depth"), 1) << page;
+  EXPECT_EQ(SeriesValue(page, "convserve_pool_queue_depth{backend=\"reference\",device=\"cpu\"}"),
+            1);
   EXPECT_EQ(SeriesValue(page, "convserve_running"), 1);
   EXPECT_EQ(SeriesValue(page, "convserve_in_flight_calls"), 3);
   EXPECT_EQ(SeriesValue(page, "convserve_open_streams"), 1);
@@ -994,7 +1005,81 @@ TEST_F(BehaviourTest, MetricsGaugesShowWorkInFlight) {
 }
 
 // ---------------------------------------------------------------------------
-// 5. Shutdown.
+// 5. The access log: a call's W3C traceparent metadata on its lines.
+
+// The captured log's access-log line of the request `id`, or "".
+std::string AccessLine(const std::string& log, const std::string& id) {
+  std::istringstream lines(log);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("conv id=" + id + " ") != std::string::npos) return line;
+  }
+  return "";
+}
+
+TEST_F(BehaviourTest, AccessLogCarriesTheCallsTraceparentAndIgnoresAnInvalidOne) {
+  std::ostringstream log;
+  auto logger = std::make_shared<spdlog::logger>(
+      "capture", std::make_shared<spdlog::sinks::ostream_sink_mt>(log));
+  logger->set_level(spdlog::level::debug);
+  const std::shared_ptr<spdlog::logger> previous = spdlog::default_logger();
+  spdlog::set_default_logger(logger);
+  Start(Config());
+
+  const std::string trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const std::string parent_id = "00f067aa0ba902b7";
+  const std::string traceparent = "00-" + trace_id + "-" + parent_id + "-01";
+  const std::string fields =
+      " trace_id=" + trace_id + " parent_id=" + parent_id + " trace_flags=01";
+  const auto call = [&](const v1::ConvRequest& request, const std::string& metadata) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    if (!metadata.empty()) context.AddMetadata("traceparent", metadata);
+    v1::ConvResponse response;
+    return stub_->Conv(&context, request, &response);
+  };
+  EXPECT_TRUE(call(SmallConv2D("traced"), traceparent).ok());
+  v1::ConvRequest invalid = SmallConv2D("traced-invalid");
+  for (int64_t s : {2, 1, 1, 1}) invalid.mutable_conv2d()->add_strides(s);
+  EXPECT_EQ(call(invalid, traceparent).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Not a valid traceparent: the call is served, and the value never logged.
+  EXPECT_TRUE(call(SmallConv2D("forged"), traceparent + " code=OK forged=1").ok());
+  EXPECT_TRUE(
+      call(SmallConv2D("uppercase"), "00-4BF92F3577B34DA6A3CE929D0E0E4736-" + parent_id + "-01")
+          .ok());
+  EXPECT_TRUE(call(SmallConv2D("untraced"), "").ok());
+  {  // A stream's traceparent is on the line of each of its requests.
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    context.AddMetadata("traceparent", traceparent);
+    auto stream = stub_->ConvStream(&context);
+    for (const char* id : {"streamed-1", "streamed-2"}) {
+      ASSERT_TRUE(stream->Write(SmallConv2D(id)));
+    }
+    stream->WritesDone();
+    v1::ConvResponse response;
+    while (stream->Read(&response)) EXPECT_FALSE(response.has_error()) << response.id();
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  server_.reset();
+  spdlog::set_default_logger(previous);
+
+  const std::string text = log.str();
+  for (const char* id : {"traced", "traced-invalid", "streamed-1", "streamed-2"}) {
+    SCOPED_TRACE(id);
+    EXPECT_THAT(AccessLine(text, id), HasSubstr(fields)) << text;
+  }
+  EXPECT_THAT(AccessLine(text, "traced-invalid"), HasSubstr("code=INVALID_ARGUMENT"));
+  for (const char* id : {"forged", "uppercase", "untraced"}) {
+    SCOPED_TRACE(id);
+    EXPECT_THAT(AccessLine(text, id), HasSubstr("code=OK"));
+    EXPECT_THAT(AccessLine(text, id), Not(HasSubstr("trace_id=")));
+  }
+  EXPECT_THAT(text, Not(HasSubstr("forged=1")));
+  EXPECT_THAT(text, Not(HasSubstr("4BF92F")));
+}
+
+// ---------------------------------------------------------------------------
+// 6. Shutdown.
 
 // As convserve-server does on SIGTERM: Drain, then destroy the server at once.
 // The request in flight, with a reply of several MiB, still arrives whole.
