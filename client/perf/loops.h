@@ -42,8 +42,13 @@ struct StepResult {
   double seconds = 0, rps = 0, gflops = 0;
   double p50 = 0, p90 = 0, p95 = 0, p99 = 0;  // microseconds, OK calls only
   std::vector<Sample> samples;
-  // Filled by the comparisons (negative when not run).
+  // Filled by the comparisons (negative when not run). The limit is the
+  // throughput if each request cost only its in-process compute plus an echo
+  // of its bytes: 1 / (1 / in-process req/s + 1 / echo req/s).
   double echo_rps = -1, ratio_echo = -1, in_process_gflops = -1, ratio_in_process = -1;
+  double limit_rps = -1, ratio_limit = -1;
+  // Requests per kernel call on the server during the step (--metrics-url).
+  double mean_batch = -1;
 };
 
 // `flops` is the work of one request (0 for echo), for the step's GFLOP/s.

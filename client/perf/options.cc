@@ -133,6 +133,15 @@ CommandLine::CommandLine()
                  "seconds spent measuring the in-process baseline")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
+  app.add_option("--rounds", o.rounds,
+                 "run each step and its baselines this many times, interleaved, and print "
+                 "the median of each ratio over the rounds")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--metrics-url", o.metrics_url,
+                 "the server's /metrics (http:// or https://, verified with --tls-ca): print "
+                 "each step's mean batch size (requests per kernel call) from "
+                 "convserve_batch_size");
   app.add_option("--csv", o.csv_path, "also write the steps as CSV to this file");
   app.add_option("--json", o.json_path, "also write the steps as JSON to this file");
   app.add_option("--latency-log", o.latency_log_path,

@@ -61,6 +61,12 @@ struct Options {
   bool compare_echo = false;
   bool compare_in_process = false;
   double in_process_seconds = 1.0;
+  // Each step and its baselines run this many times, interleaved; the ratios
+  // are the medians over the rounds (one noisy moment then moves one round).
+  int rounds = 1;
+  // The server's Prometheus page (http:// or https://); with it, each step
+  // reports the mean batch size (requests per kernel call) it saw there.
+  std::string metrics_url;
   // Extra outputs; empty: none.
   std::string csv_path, json_path, latency_log_path;
 

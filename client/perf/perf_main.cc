@@ -10,7 +10,10 @@
 // --compare-echo runs every step again through EchoService with the same
 // request and reply sizes (gRPC's own floor on this server) and prints the
 // ours/echo throughput ratio; --compare-in-process measures the same op in this
-// process on the oneDNN backend and prints served / in-process GFLOP/s.
+// process on the oneDNN backend and prints served / in-process GFLOP/s; with
+// both, served / limit, the limit being the throughput if a request cost only
+// its in-process compute plus an echo of its bytes. --rounds N interleaves N
+// runs of each and prints medians; --metrics-url adds the mean batch size.
 //
 // Several replicas: --target takes any gRPC target (e.g.
 // "ipv4:127.0.0.2:50051,127.0.0.3:50051" or "dns:///convserve-headless:50051")
@@ -37,10 +40,17 @@
 #include "client/perf/loops.h"
 #include "client/perf/options.h"
 #include "client/perf/report.h"
+#include "client/perf/server_metrics.h"
 #include "client/perf/workload.h"
 
 namespace convserve::perf {
 namespace {
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
 
 int Run(int argc, char** argv) {
   CommandLine command_line;
@@ -95,34 +105,73 @@ int Run(int argc, char** argv) {
                          : RunClosed(o, mode, static_cast<int>(level), make, flops);
   };
 
+  // The server's batch-size histogram, or nullopt (said once) when unreadable.
+  bool metrics_warned = false;
+  auto batch_totals = [&]() -> std::optional<HistogramTotals> {
+    if (o.metrics_url.empty()) return std::nullopt;
+    absl::StatusOr<HistogramTotals> totals =
+        ScrapeHistogram(o.metrics_url, o.transport, "convserve_batch_size");
+    if (totals.ok()) return *totals;
+    if (!metrics_warned) std::cerr << "warning: no mean batch size: " << totals.status() << "\n";
+    metrics_warned = true;
+    return std::nullopt;
+  };
+
   std::vector<StepResult> rows;
   std::vector<std::string> ratio_lines;
   PrintHeader();
   for (double level : o.levels) {
-    StepResult ours = run_step(o.mode, level);
-    if (in_process > 0 && o.mode != "echo") {
-      ours.in_process_gflops = in_process;
-      ours.ratio_in_process = ours.gflops / in_process;
+    std::vector<double> echo_ratios, in_process_ratios, limit_ratios, mean_batches;
+    std::string load;
+    for (int round = 0; round < o.rounds; ++round) {
+      if (round > 0 && o.compare_in_process) in_process = InProcessGflops(w, o.in_process_seconds);
+      const std::optional<HistogramTotals> before = batch_totals();
+      StepResult ours = run_step(o.mode, level);
+      const std::optional<HistogramTotals> after = batch_totals();
+      load = ours.load;
+      if (before && after && after->count > before->count) {
+        ours.mean_batch = (after->sum - before->sum) / (after->count - before->count);
+        mean_batches.push_back(ours.mean_batch);
+      }
+      if (in_process > 0 && o.mode != "echo") {
+        ours.in_process_gflops = in_process;
+        ours.ratio_in_process = ours.gflops / in_process;
+        in_process_ratios.push_back(ours.ratio_in_process);
+      }
+      PrintRow(ours);
+      if (o.compare_echo && o.mode != "echo") {
+        StepResult echo = run_step("echo", level);
+        PrintRow(echo);
+        ours.echo_rps = echo.rps;
+        ours.ratio_echo = echo.rps > 0 ? ours.rps / echo.rps : 0;
+        echo_ratios.push_back(ours.ratio_echo);
+        if (ours.in_process_gflops > 0 && echo.rps > 0 && w.flops > 0) {
+          const double in_process_rps = in_process * 1e9 / w.flops;
+          ours.limit_rps = 1 / (1 / in_process_rps + 1 / echo.rps);
+          ours.ratio_limit = ours.rps / ours.limit_rps;
+          limit_ratios.push_back(ours.ratio_limit);
+        }
+        rows.push_back(ours);
+        rows.push_back(echo);
+      } else {
+        rows.push_back(ours);
+      }
     }
-    PrintRow(ours);
-    if (o.compare_echo && o.mode != "echo") {
-      StepResult echo = run_step("echo", level);
-      PrintRow(echo);
-      ours.echo_rps = echo.rps;
-      ours.ratio_echo = echo.rps > 0 ? ours.rps / echo.rps : 0;
-      ratio_lines.push_back(
-          absl::StrFormat("ratio ours/echo throughput at %s: %.3f (%s %.1f req/s, echo %.1f req/s)",
-                          ours.load, ours.ratio_echo, ours.mode, ours.rps, echo.rps));
-      rows.push_back(ours);
-      rows.push_back(echo);
-    } else {
-      rows.push_back(ours);
-    }
-    if (ours.in_process_gflops > 0) {
-      ratio_lines.push_back(absl::StrFormat(
-          "ratio served/in-process GFLOP/s at %s: %.3f (served %.2f, in-process %.2f)", ours.load,
-          ours.ratio_in_process, ours.gflops, in_process));
-    }
+    auto add_line = [&](const std::string& what, const std::vector<double>& values) {
+      if (values.empty()) return;
+      std::string line = absl::StrFormat("%s at %s: %.3f", what, load, Median(values));
+      if (values.size() > 1) {
+        line += absl::StrFormat(" (median of %d rounds: %s)", values.size(),
+                                absl::StrJoin(values, " ", [](std::string* out, double v) {
+                                  absl::StrAppendFormat(out, "%.3f", v);
+                                }));
+      }
+      ratio_lines.push_back(line);
+    };
+    add_line("ratio ours/echo throughput", echo_ratios);
+    add_line("ratio served/in-process GFLOP/s", in_process_ratios);
+    add_line("ratio served/limit (in-process compute + echo)", limit_ratios);
+    add_line("mean batch size (requests per kernel call)", mean_batches);
   }
   for (const std::string& line : ratio_lines) std::printf("%s\n", line.c_str());
 

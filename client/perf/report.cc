@@ -37,12 +37,14 @@ void PrintRow(const StepResult& r) {
 bool WriteCsv(const std::string& path, const std::vector<StepResult>& rows) {
   std::ofstream out(path);
   out << "mode,load,level,ok,dropped,errors,seconds,req_per_s,gflops,p50_us,p90_us,p95_us,"
-         "p99_us,echo_req_per_s,ratio_vs_echo,in_process_gflops,ratio_vs_in_process\n";
+         "p99_us,echo_req_per_s,ratio_vs_echo,in_process_gflops,ratio_vs_in_process,"
+         "limit_req_per_s,ratio_vs_limit,mean_batch\n";
   for (const StepResult& r : rows) {
     out << r.mode << "," << r.load << "," << r.level << "," << r.ok << "," << r.dropped << ","
         << ErrorsText(r.errors) << "," << r.seconds << "," << r.rps << "," << r.gflops << ","
         << r.p50 << "," << r.p90 << "," << r.p95 << "," << r.p99 << "," << r.echo_rps << ","
-        << r.ratio_echo << "," << r.in_process_gflops << "," << r.ratio_in_process << "\n";
+        << r.ratio_echo << "," << r.in_process_gflops << "," << r.ratio_in_process << ","
+        << r.limit_rps << "," << r.ratio_limit << "," << r.mean_batch << "\n";
   }
   return static_cast<bool>(out);
 }
@@ -88,6 +90,10 @@ bool WriteJson(const std::string& path, const Options& o, const Workload& w,
       out << ",\"in_process_gflops\":" << r.in_process_gflops
           << ",\"ratio_vs_in_process\":" << r.ratio_in_process;
     }
+    if (r.limit_rps >= 0) {
+      out << ",\"limit_req_per_s\":" << r.limit_rps << ",\"ratio_vs_limit\":" << r.ratio_limit;
+    }
+    if (r.mean_batch >= 0) out << ",\"mean_batch\":" << r.mean_batch;
     out << "}";
   }
   out << "]}\n";

@@ -174,6 +174,12 @@ class Buffer {
   size_t bytes_ = 0;
 };
 
+Buffer CopyOf(const Buffer& buffer) {
+  Buffer copy(buffer.bytes());
+  if (buffer.bytes() > 0) std::memcpy(copy.data(), buffer.data(), buffer.bytes());
+  return copy;
+}
+
 uint16_t ToBf16Bits(float f) {  // round to nearest even
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -599,6 +605,7 @@ struct Ours {
   Buffer input, filter, pointwise_filter, output;
   uint64_t filter_hash = 0, pointwise_filter_hash = 0;
   SpecLimits limits;
+  bool allow_reduced_precision = false;  // float32 only: the request's opt-in
 
   // MakeSpec + Run. Returns the status of either.
   absl::Status Run(ConvSpec* spec_out = nullptr) {
@@ -610,6 +617,7 @@ struct Ours {
     }
     absl::StatusOr<ConvSpec> spec = MakeSpec(request.params, info, limits);
     if (!spec.ok()) return spec.status();
+    spec->allow_reduced_precision = allow_reduced_precision;
     Operands operands;
     operands.input = {dtype, request.input, input.data()};
     operands.filter = {dtype, request.filter, filter.data()};
@@ -631,6 +639,11 @@ struct LayerFixture {
   int64_t macs = 0;
   Ours ours;
   std::unique_ptr<Ours> ours_f32;  // bf16 rows: the same values in float32
+  // float32 rows: the same request allowing reduced precision, and the
+  // precision it ran in ("bfloat16" where the CPU has bfloat16 hardware).
+  std::unique_ptr<Ours> ours_reduced;
+  std::string reduced_precision;
+  double reduced_rel_err = 0;  // its result against strict float32
   Buffer bare_output;
   Bare bare;
   dnnl::stream stream{Engine()};
@@ -709,6 +722,28 @@ std::unique_ptr<LayerFixture> MakeFixture(const std::string& name, const Layer& 
     return f;
   }
   f->rel_err = RelativeError(f->ours.output, f->bare_output, dtype, spec.ResultElements());
+  if (dtype == DataType::kFloat32) {
+    f->ours_reduced = std::make_unique<Ours>();
+    Ours& reduced = *f->ours_reduced;
+    reduced.dtype = dtype;
+    reduced.request = f->ours.request;
+    reduced.input = CopyOf(f->ours.input);
+    reduced.filter = CopyOf(f->ours.filter);
+    reduced.pointwise_filter = CopyOf(f->ours.pointwise_filter);
+    reduced.output = Buffer(f->ours.output.bytes());
+    reduced.filter_hash = f->ours.filter_hash;
+    reduced.pointwise_filter_hash = f->ours.pointwise_filter_hash;
+    reduced.allow_reduced_precision = true;
+    ConvSpec reduced_spec;
+    status = f->ours_reduced->Run(&reduced_spec);
+    if (!status.ok()) {
+      f->error = absl::StrCat("ours, reduced precision: ", status.ToString());
+      return f;
+    }
+    f->reduced_precision = OurBackend().Precision(reduced_spec);
+    f->reduced_rel_err =
+        RelativeError(f->ours_reduced->output, f->ours.output, dtype, spec.ResultElements());
+  }
   const double tolerance = dtype == DataType::kBFloat16 ? 3e-2 : 1e-4;
   if (!(f->rel_err <= tolerance)) {
     std::fprintf(stderr, "WARNING: %s: ours differs from bare oneDNN: max|diff|/max|bare| = %g\n",
@@ -737,7 +772,7 @@ void BM_Layer(benchmark::State& state, const std::string& name, const Layer& lay
     return;
   }
   omp_set_num_threads(kThreads);
-  std::vector<double> ours_s, bare_s, f32_s;
+  std::vector<double> ours_s, bare_s, f32_s, reduced_s;
   absl::Status status;
   auto time_ours = [&](Ours& o, std::vector<double>* times) {
     const Clock::time_point start = Clock::now();
@@ -765,6 +800,7 @@ void BM_Layer(benchmark::State& state, const std::string& name, const Layer& lay
       burst([&] { time_ours(f.ours, &ours_s); });
     }
     if (f.ours_f32) burst([&] { time_ours(*f.ours_f32, &f32_s); });
+    if (f.ours_reduced) burst([&] { time_ours(*f.ours_reduced, &reduced_s); });
     if (!status.ok()) {
       state.SkipWithError(status.ToString().c_str());
       break;
@@ -782,7 +818,12 @@ void BM_Layer(benchmark::State& state, const std::string& name, const Layer& lay
   state.counters["pct_peak"] = 100.0 * flops / ours * 1e-9 / g_peak_gflops;
   state.counters["rel_err"] = f.rel_err;
   if (f.ours_f32) state.counters["bf16_speedup"] = Median(f32_s) / ours;
-  state.SetLabel(absl::StrCat("bare=", f.bare.impl));
+  if (f.ours_reduced) {
+    state.counters["reduced_speedup"] = ours / Median(reduced_s);
+    state.counters["reduced_rel_err"] = f.reduced_rel_err;
+  }
+  state.SetLabel(
+      absl::StrCat("bare=", f.bare.impl, f.ours_reduced ? " reduced=" + f.reduced_precision : ""));
 }
 
 // The content hash a request with an INLINE filter costs to find its reordered
