@@ -14,15 +14,15 @@ build_packages=(
 # Clients in Python and Node (the Python package is built with setuptools,
 # wheel and grpc_tools and installed into a venv), the container test
 # (debootstrap, podman, buildah), the cluster test's gRPC proxy (nginx) and
-# certificates (openssl), the format check, and the observability test
+# certificates (openssl), the format check, the observability test
 # (promtool, from prometheus, checks the alerting rules; python3-yaml reads
-# them).
+# them), and the headless browser that loads the status page (chromium).
 test_packages=(
   clang-format python3-numpy nodejs npm
   python3-grpcio python3-protobuf python3-pytest python3-cryptography
   python3-venv python3-setuptools python3-wheel python3-grpc-tools
   debootstrap podman buildah nginx openssl
-  prometheus python3-yaml
+  prometheus python3-yaml chromium
 )
 # scripts/sanitize.sh: clang, its sanitizer runtimes (only recommended by
 # clang, so named here), LLVM's OpenMP for clang's -fopenmp, and

@@ -69,7 +69,7 @@ cmake --build "$build" --parallel "$(nproc)"
 excluded='^(container_image|cluster|k8s_manifests|node_client|python_client|format_check|stream_load)$'
 # GoogleTest suites that run a gRPC server or client, and the shell tests.
 grpc_suites='ServiceTest|OneDnnServiceTest|ConvClientTest|BehaviourTest|TlsTest|TokenTest'
-shell_tests='cli_end_to_end|server_end_to_end|perf_smoke'
+shell_tests='cli_end_to_end|server_end_to_end|perf_smoke|status_page_browser'
 if [ "$sanitize" = thread ]; then
   excluded="$excluded|^($grpc_suites)\\.|^($shell_tests)\$"
 fi

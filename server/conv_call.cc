@@ -73,6 +73,9 @@ void ConvPipeline::Record(const Call& call, const absl::Status& status, const Jo
   metrics_->RecordConv(call.labels.op, call.labels.dtype, code, Seconds(report.queued),
                        Seconds(report.compute), Seconds(total), call.labels.bytes_in, bytes_out);
   if (!call.principal.empty()) metrics_->RecordPrincipal(call.principal, code);
+  if (!status.ok()) {
+    metrics_->RecordFailure(call.labels.op, call.labels.dtype, code, status.message());
+  }
   if (status.ok() && !report.device.empty()) {
     metrics_->RecordDeviceCompute(report.device, Seconds(report.compute));
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <mutex>
@@ -239,6 +240,9 @@ struct Metrics::State {
   };
   std::mutex gauges_mutex;
   std::map<std::string, Gauge, std::less<>> gauges ABSL_GUARDED_BY(gauges_mutex);
+
+  const std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
+  RecentErrors recent_errors;  // thread-safe itself
 };
 
 Metrics::Metrics() : state_(std::make_unique<State>()) {}
@@ -260,6 +264,11 @@ void Metrics::RecordConv(absl::string_view op, absl::string_view dtype, absl::st
   series.total.Observe(total_seconds);
   state_->bytes_received += static_cast<uint64_t>(std::max<int64_t>(bytes_in, 0));
   state_->bytes_sent += static_cast<uint64_t>(std::max<int64_t>(bytes_out, 0));
+}
+
+void Metrics::RecordFailure(absl::string_view op, absl::string_view dtype, absl::string_view code,
+                            absl::string_view message) {
+  state_->recent_errors.Add(std::chrono::system_clock::now(), op, dtype, code, message);
 }
 
 void Metrics::RecordDeviceCompute(absl::string_view device, double compute_seconds) {
@@ -428,6 +437,42 @@ std::string Metrics::Render() const {
   std::string out;
   for (const auto& [name, text] : families) out += text;
   return out;
+}
+
+Metrics::StatusSnapshot Metrics::ReadStatus() const {
+  StatusSnapshot status;
+  status.latency_bounds.assign(kBounds.begin(), kBounds.end());
+  status.latency_counts.assign(kBounds.size() + 1, 0);
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    status.time = std::chrono::system_clock::now();
+    status.uptime_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - state_->created).count();
+    for (const auto& [op, series] : state_->ops) {
+      for (const auto& [dtype, codes] : series.requests) {
+        for (const auto& [code, count] : codes) {
+          status.requests += count;
+          if (code != "OK") status.failed += count;
+        }
+      }
+      for (size_t i = 0; i < series.total.counts.size(); ++i) {
+        status.latency_counts[i] += series.total.counts[i];
+      }
+      status.latency_seconds_sum += series.total.sum;
+    }
+  }
+  status.errors_recorded = state_->recent_errors.total();
+  status.recent_errors = state_->recent_errors.Snapshot();
+  // Gauges are read outside the lock, as Render reads them.
+  std::vector<std::pair<std::string, std::function<double()>>> gauges;
+  {
+    std::lock_guard<std::mutex> lock(state_->gauges_mutex);
+    for (const auto& [name, gauge] : state_->gauges) {
+      if (gauge.value) gauges.emplace_back(name, gauge.value);
+    }
+  }
+  for (const auto& [name, value] : gauges) status.gauges.emplace_back(name, value());
+  return status;
 }
 
 }  // namespace convserve::server

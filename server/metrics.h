@@ -1,6 +1,7 @@
 // Prometheus metrics of the service (metrics_http.h serves them).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "server/recent_errors.h"
 
 namespace convserve::server {
 
@@ -26,6 +28,12 @@ class Metrics {
   void RecordConv(absl::string_view op, absl::string_view dtype, absl::string_view code,
                   double queue_seconds, double compute_seconds, double total_seconds,
                   int64_t bytes_in, int64_t bytes_out);
+
+  // One finished Conv request whose code was not OK (RecordConv counts it
+  // too), kept for the status page among the last 20 (RecentErrors): its op,
+  // dtype and code as in RecordConv, and the status message the caller got.
+  void RecordFailure(absl::string_view op, absl::string_view dtype, absl::string_view code,
+                     absl::string_view message);
 
   // One request computed (Backend::Run returned OK) on `device` ("cpu",
   // "cuda:0"), which spent `compute_seconds` inside Run.
@@ -67,6 +75,24 @@ class Metrics {
   //                                                    batching is on
   //   and every gauge added with AddGauge or AddGaugeFamily.
   std::string Render() const;
+
+  // What the status page shows (status_json.h), read at one time (the
+  // gauges just after).
+  struct StatusSnapshot {
+    double uptime_seconds = 0;  // since these Metrics were made (a steady clock)
+    std::chrono::system_clock::time_point time;
+    uint64_t requests = 0;  // finished Conv requests, every code
+    uint64_t failed = 0;    // of those, the ones whose code was not OK
+    // convserve_request_seconds over every op: the buckets' inclusive upper
+    // bounds, and per-bucket (not cumulative) counts with one more, +Inf, last.
+    std::vector<double> latency_bounds = {};
+    std::vector<uint64_t> latency_counts = {};
+    double latency_seconds_sum = 0;
+    std::vector<std::pair<std::string, double>> gauges = {};  // the unlabelled ones, by name
+    uint64_t errors_recorded = 0;                             // RecordFailure calls ever
+    std::vector<RecentErrors::Entry> recent_errors = {};      // the last ones, oldest first
+  };
+  StatusSnapshot ReadStatus() const;
 
  private:
   struct State;

@@ -5,17 +5,31 @@
 
 #include <atomic>
 #include <chrono>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "httplib.h"
+#include "server/status_json.h"
+#include "server/status_page.h"
 #include "spdlog/spdlog.h"
 
 namespace convserve::server {
 namespace {
 
 constexpr char kContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+// The status page and its JSON are live: never cached.
+void SetLiveHeaders(httplib::Response& response) {
+  response.set_header("Cache-Control", "no-store");
+  response.set_header("X-Content-Type-Options", "nosniff");
+}
+// The page's script and styles are inline and it fetches only /status.json:
+// the browser is told to load nothing else, nor to frame it.
+constexpr char kPagePolicy[] =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src data:; frame-ancestors 'none'";
 
 }  // namespace
 
@@ -91,6 +105,16 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   impl.server->set_read_timeout(2);
   impl.server->Get("/metrics", [metrics](const httplib::Request&, httplib::Response& response) {
     response.set_content(metrics->Render(), kContentType);
+  });
+  impl.server->Get("/", [](const httplib::Request&, httplib::Response& response) {
+    SetLiveHeaders(response);
+    response.set_header("Content-Security-Policy", kPagePolicy);
+    const std::string_view page = StatusPageHtml();
+    response.set_content(page.data(), page.size(), "text/html; charset=utf-8");
+  });
+  impl.server->Get("/status.json", [metrics](const httplib::Request&, httplib::Response& response) {
+    SetLiveHeaders(response);
+    response.set_content(RenderStatusJson(metrics->ReadStatus()), "application/json");
   });
 
   const int bound = port == 0 ? impl.server->bind_to_any_port(host)

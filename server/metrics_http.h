@@ -1,5 +1,6 @@
-// The HTTP endpoint that serves the Prometheus metrics page: plain HTTP, or
-// HTTPS from the gRPC port's TLS files (see metrics_tls.h).
+// The HTTP endpoint that serves the Prometheus metrics page and the live
+// status page: plain HTTP, or HTTPS from the gRPC port's TLS files (see
+// metrics_tls.h).
 #pragma once
 
 #include <memory>
@@ -11,7 +12,9 @@
 
 namespace convserve::server {
 
-// Serves GET /metrics (Metrics::Render) on its own thread.
+// Serves, on its own thread, GET /metrics (Metrics::Render), GET / (the
+// status page, status_page.h) and GET /status.json (what the page polls,
+// status_json.h); the last two with Cache-Control: no-store.
 class MetricsHttpServer {
  public:
   // Listens on `address` (host:port; port 0 picks one): HTTPS when

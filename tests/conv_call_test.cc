@@ -228,5 +228,36 @@ TEST_F(ConvCallTest, RefuseRecordsAndFinishesAnUnreadRequest) {
                                            "code=\"UNAVAILABLE\"} 1"));
 }
 
+// The status page lists failed calls with the message the caller got, from
+// every path a call can fail on; successes are not listed.
+TEST_F(ConvCallTest, EveryFailureIsKeptForTheStatusPage) {
+  v1::ConvRequest invalid = OnesRequest();
+  invalid.mutable_conv2d()->add_strides(0);
+  v1::ConvResponse response;
+  EXPECT_FALSE(pipeline_.Prepare(invalid, &response, {}, Capture()).ok());
+
+  const v1::ConvRequest request = OnesRequest();
+  absl::StatusOr<Job> refused = pipeline_.Prepare(request, &response, {}, Capture());
+  ASSERT_TRUE(refused.ok());
+  refused->done(absl::ResourceExhaustedError("queue full"), {});
+  absl::StatusOr<Job> ran = pipeline_.Prepare(request, &response, {}, Capture());
+  ASSERT_TRUE(ran.ok());
+  ran->done(absl::OkStatus(), {});
+  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), "alice", Capture());
+
+  const Metrics::StatusSnapshot status = metrics_.ReadStatus();
+  EXPECT_EQ(status.requests, 4u);
+  EXPECT_EQ(status.failed, 3u);
+  ASSERT_EQ(status.recent_errors.size(), 3u);
+  EXPECT_EQ(status.recent_errors[0].op, "conv2d");
+  EXPECT_EQ(status.recent_errors[0].dtype, "float");
+  EXPECT_EQ(status.recent_errors[0].code, "INVALID_ARGUMENT");
+  EXPECT_THAT(status.recent_errors[0].message, HasSubstr("conv2d.strides"));
+  EXPECT_EQ(status.recent_errors[1].code, "RESOURCE_EXHAUSTED");
+  EXPECT_EQ(status.recent_errors[1].message, "queue full");
+  EXPECT_EQ(status.recent_errors[2].code, "UNAVAILABLE");
+  EXPECT_EQ(status.recent_errors[2].message, "draining");
+}
+
 }  // namespace
 }  // namespace convserve::server

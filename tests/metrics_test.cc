@@ -466,7 +466,7 @@ TEST(MetricsHttpServerTest, ServesMetricsAndNotFoundElsewhere) {
   ASSERT_TRUE(response);
   EXPECT_THAT(response->body, HasSubstr("\nconvserve_bytes_received_total 101\n"));
 
-  auto missing = client.Get("/");
+  auto missing = client.Get("/nothing");
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
   missing = client.Get("/metrics/more");

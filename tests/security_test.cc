@@ -123,10 +123,11 @@ class TlsTest : public ::testing::Test {
     return transport;
   }
 
-  // The HTTP status of GET /metrics over HTTPS, trusting the CA in the file
-  // `ca` and presenting the client certificate `name` when given; -1 when
-  // there is no answer (the handshake failed).
-  int ScrapeMetrics(const std::string& ca, const std::string& name = "") {
+  // The HTTP status of GET `path` on the metrics port over HTTPS, trusting
+  // the CA in the file `ca` and presenting the client certificate `name` when
+  // given; -1 when there is no answer (the handshake failed).
+  int ScrapeMetrics(const std::string& ca, const std::string& name = "",
+                    const std::string& path = "/metrics") {
     httplib::SSLClient client("127.0.0.1", server_->metrics_port(),
                               name.empty() ? "" : Path(name + ".pem"),
                               name.empty() ? "" : Path(name + ".key"));
@@ -134,7 +135,7 @@ class TlsTest : public ::testing::Test {
     client.enable_server_certificate_verification(true);
     client.set_connection_timeout(5);
     client.set_read_timeout(5);
-    const httplib::Result result = client.Get("/metrics");
+    const httplib::Result result = client.Get(path);
     return result ? result->status : -1;
   }
 
@@ -270,6 +271,12 @@ TEST_F(TlsTest, WithMutualTlsTheMetricsPageRequiresAClientCertificate) {
   EXPECT_EQ(ScrapeMetrics("server-ca.pem", "stranger"), -1) << "one from another authority";
   WithClientCertificate(client_ca_, "prometheus");
   EXPECT_EQ(ScrapeMetrics("server-ca.pem", "prometheus"), 200);
+  // The status page and its JSON are served the same way.
+  for (const std::string path : {"/", "/status.json"}) {
+    EXPECT_EQ(ScrapeMetrics("server-ca.pem", "", path), -1) << path << ": no client certificate";
+    EXPECT_EQ(ScrapeMetrics("server-ca.pem", "stranger", path), -1) << path;
+    EXPECT_EQ(ScrapeMetrics("server-ca.pem", "prometheus", path), 200) << path;
+  }
 }
 
 // A client that offers its last session (as nginx, Java and Go do) gets a
