@@ -159,9 +159,22 @@ absl::StatusOr<Tensor> ConvClient::AtrousConv2D(const Tensor& value, const Filte
               {value, filters, std::nullopt, epilogue});
 }
 
-absl::StatusOr<Tensor> ConvClient::Conv2DTranspose(
+absl::StatusOr<Tensor> ConvClient::Conv1DTranspose(
     const Tensor& input, const FilterRef& filters, std::vector<int64_t> output_shape,
     std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
+    std::vector<int64_t> dilations, const Epilogue& epilogue) {
+  return Call("conv1d_transpose",
+              {.strides = std::move(strides),
+               .padding = padding,
+               .data_format = data_format,
+               .dilations = std::move(dilations),
+               .output_shape = std::move(output_shape)},
+              {input, filters, std::nullopt, epilogue});
+}
+
+absl::StatusOr<Tensor> ConvClient::Conv2DTranspose(
+    const Tensor& input, const FilterRef& filters, std::vector<int64_t> output_shape,
+    std::vector<int64_t> strides, const PaddingArg& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
   return Call("conv2d_transpose",
               {.strides = std::move(strides),
@@ -187,7 +200,7 @@ absl::StatusOr<Tensor> ConvClient::Conv3DTranspose(
 
 absl::StatusOr<Tensor> ConvClient::ConvTranspose(
     const Tensor& input, const FilterRef& filters, std::vector<int64_t> output_shape,
-    std::vector<int64_t> strides, const std::string& padding, const std::string& data_format,
+    std::vector<int64_t> strides, const PaddingArg& padding, const std::string& data_format,
     std::vector<int64_t> dilations, const Epilogue& epilogue) {
   return Call("conv_transpose",
               {.strides = std::move(strides),

@@ -73,10 +73,21 @@ class ConvClient {
                                          const Epilogue& epilogue = {});
   absl::StatusOr<Tensor> AtrousConv2D(const Tensor& value, const FilterRef& filters, int64_t rate,
                                       const std::string& padding, const Epilogue& epilogue = {});
-  absl::StatusOr<Tensor> Conv2DTranspose(const Tensor& input, const FilterRef& filters,
+  // output_shape: 3 values in data_format order (TF inserts the dummy height
+  // into a width-only one, which then fits a width of 1 only).
+  absl::StatusOr<Tensor> Conv1DTranspose(const Tensor& input, const FilterRef& filters,
                                          std::vector<int64_t> output_shape,
                                          std::vector<int64_t> strides,
                                          const std::string& padding = "SAME",
+                                         const std::string& data_format = "NWC",
+                                         std::vector<int64_t> dilations = {},
+                                         const Epilogue& epilogue = {});
+  // output_shape: 4 values in data_format order, or the spatial (H, W) alone
+  // (batch from `input`, channels from the filter's dimension 2).
+  absl::StatusOr<Tensor> Conv2DTranspose(const Tensor& input, const FilterRef& filters,
+                                         std::vector<int64_t> output_shape,
+                                         std::vector<int64_t> strides,
+                                         const PaddingArg& padding = "SAME",
                                          const std::string& data_format = "NHWC",
                                          std::vector<int64_t> dilations = {},
                                          const Epilogue& epilogue = {});
@@ -87,10 +98,11 @@ class ConvClient {
                                          const std::string& data_format = "NDHWC",
                                          std::vector<int64_t> dilations = {},
                                          const Epilogue& epilogue = {});
+  // The op by len(output_shape) (3, 4 or 5); explicit padding pairs when 2-D only.
   absl::StatusOr<Tensor> ConvTranspose(const Tensor& input, const FilterRef& filters,
                                        std::vector<int64_t> output_shape,
                                        std::vector<int64_t> strides,
-                                       const std::string& padding = "SAME",
+                                       const PaddingArg& padding = "SAME",
                                        const std::string& data_format = "",
                                        std::vector<int64_t> dilations = {},
                                        const Epilogue& epilogue = {});

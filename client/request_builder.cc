@@ -98,6 +98,7 @@ absl::Status SetOp(absl::string_view op, const OpArgs& args, v1::ConvRequest* re
   if (op == "depthwise_conv2d") return SetArgs(op, args, request->mutable_depthwise_conv2d());
   if (op == "separable_conv2d") return SetArgs(op, args, request->mutable_separable_conv2d());
   if (op == "atrous_conv2d") return SetArgs(op, args, request->mutable_atrous_conv2d());
+  if (op == "conv1d_transpose") return SetArgs(op, args, request->mutable_conv1d_transpose());
   if (op == "conv2d_transpose") return SetArgs(op, args, request->mutable_conv2d_transpose());
   if (op == "conv3d_transpose") return SetArgs(op, args, request->mutable_conv3d_transpose());
   if (op == "conv_transpose") return SetArgs(op, args, request->mutable_conv_transpose());

@@ -46,7 +46,8 @@ struct Tensor {
 using FilterRef = std::variant<Tensor, std::string>;
 
 // TensorFlow's padding: "SAME", "VALID", or explicit (before, after) pairs
-// for every dimension in data_format order (conv2d, depthwise_conv2d, convolution).
+// for every dimension in data_format order (convolution, conv2d,
+// depthwise_conv2d, conv2d_transpose, conv_transpose).
 using PaddingArg = std::variant<std::string, std::vector<std::pair<int64_t, int64_t>>>;
 
 // Fused epilogue applied by the server after the convolution.
@@ -69,7 +70,7 @@ struct OpArgs {
   std::vector<int64_t> explicit_paddings = {};
   std::string data_format = {};
   std::vector<int64_t> dilations = {};
-  std::vector<int64_t> output_shape = {};  // the transposed ops
+  std::vector<int64_t> output_shape = {};  // the transposed ops (conv2d_transpose: or (H, W))
   int64_t rate = 0;                        // atrous_conv2d
 };
 

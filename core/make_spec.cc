@@ -1,6 +1,9 @@
 #include "core/make_spec.h"
 
+#include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -316,30 +319,164 @@ absl::StatusOr<ConvSpec> Forward(const AtrousConv2DParams& p, const OperandInfo&
   return BuildForward(f, operands);
 }
 
-// The transposed ops: conv2d_transpose, conv3d_transpose, conv_transpose.
-absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandInfo& operands) {
-  const absl::string_view op = OpName(p);
-  const int length = static_cast<int>(p.output_shape.size());
-  if (p.rank == 0 && (length < 3 || length > 5)) {
+// ---------------------------------------------------------------- transposed ops
+//
+// TF_SEMANTICS: how TensorFlow 2's Python entry points (nn_ops.py) hand a
+// transposed convolution to the backprop-input kernels, which we follow:
+// - conv_transpose dispatches on len(output_shape) alone: 3, 4 and 5 call
+//   conv1d_transpose, conv2d_transpose and conv3d_transpose, any other length
+//   is refused. So it never reads a spatial-only output_shape: 2 values are
+//   refused by length, 3 values mean 1-D whatever the input's rank.
+// - conv2d_transpose passes output_shape to Conv2DBackpropInput as
+//   input_sizes, which takes 4 values, or 2 (the spatial sizes: the batch
+//   comes from the input, the channels from filter.dim(2))
+//   [conv_grad_shape_utils.cc: Conv2DBackpropComputeInputShape]. Its padding
+//   may be a list of (before, after) pairs: EXPLICIT with explicit_paddings.
+// - conv3d_transpose passes output_shape to Conv3DBackpropInputV2, which
+//   takes it as the shape of dx: anything but 5 values fails the kernel's
+//   rank check. Its padding is a string attribute, "SAME" or "VALID".
+// - conv1d_transpose inserts a dummy height of 1 into input and filters, and
+//   into strides, dilations and output_shape (output_shape[:i] + [1] +
+//   output_shape[i:], i the first spatial position), then runs
+//   Conv2DBackpropInput; its padding is passed on as a string. A 3-value
+//   output_shape thus becomes 4 values; a 1-value (width-only) one becomes
+//   the 2 spatial values (W, 1), which the kernel reads as height W, width 1:
+//   accepted only where W is 1. We lift 1-D requests in exactly this way.
+
+constexpr absl::string_view kBackprop2DLabel = "Conv2DCustomBackpropInput";
+constexpr absl::string_view kBackprop3DLabel = "Conv3DBackpropInputOp";
+
+// The spatial rank of a transposed op; conv_transpose's is len(output_shape) - 2.
+absl::StatusOr<int> TransposedRank(const ConvTransposeParams& p, absl::string_view op) {
+  if (p.rank != 0) return p.rank;
+  const size_t length = p.output_shape.size();
+  if (length < 3 || length > 5) {
     return FieldError(
         op, "output_shape",
         absl::StrCat("output_shape must be of length 3, 4 or 5 but was ", length, "."));
   }
-  if (p.rank != 0 && length != p.rank + 2) {
-    return FieldError(
-        op, "output_shape",
-        absl::StrCat("output_shape must have shape (", p.rank + 2, ",), got (", length, ",)"));
+  return static_cast<int>(length) - 2;
+}
+
+// TF's repr of a padding list: [[0, 0], [1, 1], ...].
+std::string PaddingList(const std::vector<int64_t>& flat) {
+  std::string out = "[";
+  for (size_t i = 0; i < flat.size(); i += 2) {
+    absl::StrAppend(&out, i == 0 ? "[" : ", [", flat[i]);
+    if (i + 1 < flat.size()) absl::StrAppend(&out, ", ", flat[i + 1]);
+    absl::StrAppend(&out, "]");
   }
-  const int n = length - 2;
-  const absl::string_view label = n == 3 ? "Conv3DBackpropInputOp" : "Conv2DCustomBackpropInput";
+  return absl::StrCat(out, "]");
+}
+
+// The data format, strides, dilations and padding of a transposed op of
+// rank f->n, with the messages of the TF entry point that op runs.
+absl::Status ParseTransposedAttrs(const ConvTransposeParams& p, ForwardConv* f) {
+  const AttrContext ctx{f->op, f->n};
+  if (f->n == 1) {
+    // conv1d_transpose checks the format first, and names its strides
+    // `stride` when their length is wrong.
+    CONVSERVE_RETURN_IF_ERROR(ParseDataFormat(ctx, p.data_format).status());
+    const size_t count = p.strides.size();
+    if (count != 0 && count != 1 && count != 3) {
+      return FieldError(f->op, "strides",
+                        absl::StrCat("stride should be of length 1, 1 or 3 but was ", count));
+    }
+  }
+  if (p.rank == 0 && f->n != 2 && p.padding == Padding::kExplicit) {
+    return FieldError(
+        f->op, "padding",
+        absl::StrCat("Expected string for argument 'padding' not ",
+                     PaddingList(p.explicit_paddings),
+                     ". Explicit padding is for 2-D transposed convolutions only (an "
+                     "output_shape of length 4): conv_transpose runs conv1d_transpose or "
+                     "conv3d_transpose here, whose padding is \"SAME\" or \"VALID\"."));
+  }
+  const bool has_explicit_field = p.rank == 0 || p.rank == 2;
+  return ParseForwardAttrs(
+      {p.strides, "strides", p.padding, has_explicit_field ? &p.explicit_paddings : nullptr,
+       p.data_format, p.dilations},
+      false, f);
+}
+
+// What TF's backprop-input kernel is given: input_sizes (output_shape),
+// out_backprop (the request's input), the filter and the spatial attributes,
+// for a kernel of spatial rank `rank` (2 or 3).
+struct BackpropInputs {
+  int rank = 2;
+  Shape input_sizes;
+  Shape out_backprop;
+  Shape filter;
+  std::vector<int64_t> strides, dilations;
+  SpatialPads pads;
+};
+
+// The kernel's inputs for a request whose operand ranks are checked; a 1-D
+// request lifted to 2-D as conv1d_transpose does.
+BackpropInputs KernelInputs(const ConvTransposeParams& p, const OperandInfo& operands,
+                            const ForwardConv& f) {
+  BackpropInputs b{.rank = f.n,
+                   .input_sizes = p.output_shape,
+                   .out_backprop = operands.input.shape,
+                   .filter = operands.filter.shape,
+                   .strides = f.strides,
+                   .dilations = f.dilations,
+                   .pads = f.pads};
+  if (f.n != 1) return b;
+  b.rank = 2;
+  const size_t spatial = f.channels_last ? 1 : 2;  // TF's spatial_start_dim
+  b.input_sizes.insert(b.input_sizes.begin() + std::min(spatial, b.input_sizes.size()), 1);
+  b.out_backprop.insert(b.out_backprop.begin() + spatial, 1);
+  b.filter.insert(b.filter.begin(), 1);
+  b.strides.insert(b.strides.begin(), 1);
+  b.dilations.insert(b.dilations.begin(), 1);
+  b.pads.before.insert(b.pads.before.begin(), 0);
+  b.pads.after.insert(b.pads.after.begin(), 0);
+  return b;
+}
+
+// The shape of dx the kernel makes of input_sizes.
+absl::StatusOr<Shape> InputShape(const BackpropInputs& b, bool channels_last,
+                                 absl::string_view op) {
+  const Shape& sizes = b.input_sizes;
+  if (b.rank == 3) {
+    if (sizes.size() != 5) {
+      return FieldError(op, "output_shape",
+                        absl::StrCat(kBackprop3DLabel, ": input must be 5-dimensional"));
+    }
+    return sizes;
+  }
+  if (sizes.size() == 4) return sizes;
+  if (sizes.size() != 2) {
+    return FieldError(op, "output_shape",
+                      absl::StrCat("Conv2DBackpropInput requires input_sizes to contain 4 values "
+                                   "or 2 values, but got: ",
+                                   sizes.size()));
+  }
+  if (sizes[0] < 0 || sizes[1] < 0) {
+    return FieldError(op, "output_shape",
+                      absl::StrCat("Conv2DBackpropInput: elements of input_sizes must be >= 0, "
+                                   "not ",
+                                   sizes[0], "x", sizes[1]));
+  }
+  const int64_t batch = b.out_backprop[0];
+  const int64_t depth = b.filter[2];  // the forward convolution's in_depth
+  return channels_last ? Shape{batch, sizes[0], sizes[1], depth}
+                       : Shape{batch, depth, sizes[0], sizes[1]};
+}
+
+// conv1d_transpose, conv2d_transpose, conv3d_transpose and conv_transpose.
+absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandInfo& operands) {
+  const absl::string_view op = OpName(p);
+  CONVSERVE_ASSIGN_OR_RETURN(const int n, TransposedRank(p, op));
+  const absl::string_view label = n == 3 ? kBackprop3DLabel : kBackprop2DLabel;
   const absl::string_view kernel = n == 3 ? "Conv3DBackpropInputV2" : "Conv2DBackpropInput";
   auto error = [&](absl::string_view field, absl::string_view message) {
     return FieldError(op, field, absl::StrCat(label, ": ", message));
   };
 
   ForwardConv f{.op = op, .kernel = kernel, .n = n};
-  CONVSERVE_RETURN_IF_ERROR(ParseForwardAttrs(
-      {p.strides, "strides", p.padding, nullptr, p.data_format, p.dilations}, false, &f));
+  CONVSERVE_RETURN_IF_ERROR(ParseTransposedAttrs(p, &f));
   const TensorInfo& input = operands.input;
   const TensorInfo& filter = operands.filter;
   if (input.dtype != filter.dtype) {
@@ -348,7 +485,6 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
   if (input.dtype == DataType::kInt32 && n == 3) {
     return FieldError(op, "input.dtype", kNoInt32);
   }
-  CONVSERVE_RETURN_IF_ERROR(CheckShapeValid(op, "output_shape", p.output_shape));
   CONVSERVE_RETURN_IF_ERROR(CheckShapeValid(op, "input.shape", input.shape));
   CONVSERVE_RETURN_IF_ERROR(CheckShapeValid(op, "filter.shape", filter.shape));
   if (static_cast<int>(filter.shape.size()) != n + 2) {
@@ -359,10 +495,15 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
   }
   CONVSERVE_RETURN_IF_ERROR(CheckNoZeroDims(op, "filter.shape", filter.shape));
 
-  // Forward geometry: x has shape output_shape, y has the request input's shape.
-  const Shape& x = p.output_shape;
-  const Shape& y = input.shape;
-  const int channel = f.channels_last ? n + 1 : 1;
+  // Forward geometry: x has the shape the kernel makes of input_sizes, y the
+  // request input's (both with the dummy height of a 1-D op).
+  const BackpropInputs b = KernelInputs(p, operands, f);
+  CONVSERVE_ASSIGN_OR_RETURN(const Shape x, InputShape(b, f.channels_last, op));
+  CONVSERVE_RETURN_IF_ERROR(CheckShapeValid(op, "output_shape", x));
+  const Shape& y = b.out_backprop;
+  const Shape& w = b.filter;
+  const int m = b.rank;
+  const int channel = f.channels_last ? m + 1 : 1;
   const int first_spatial = f.channels_last ? 1 : 2;
   if (x[0] != y[0]) {
     return error("output_shape",
@@ -370,8 +511,8 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
                               "batch: ",
                               x[0], ", outbackprop batch: ", y[0], ", batch_dim: 0"));
   }
-  const int64_t filter_in = filter.shape[n];
-  const int64_t filter_out = filter.shape[n + 1];
+  const int64_t filter_in = w[m];
+  const int64_t filter_out = w[m + 1];
   if (x[channel] == 0 || x[channel] % filter_in != 0) {
     return error("output_shape", "input depth must be evenly divisible by filter depth");
   }
@@ -382,7 +523,7 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
   spec.dtype = input.dtype;
   spec.channels_last = f.channels_last;
   spec.transposed = true;
-  spec.rank = n == 1 ? 2 : n;
+  spec.rank = m;
   spec.batch = x[0];
   spec.in_channels = x[channel];
   spec.out_channels = filter_out;
@@ -393,32 +534,28 @@ absl::StatusOr<ConvSpec> Transposed(const ConvTransposeParams& p, const OperandI
                                    "groups: ",
                                    filter_out, " vs ", spec.groups));
   }
-  for (int i = 0; i < n; ++i) {
-    const int d = SpecDim(n, i);
+  for (int i = 0; i < m; ++i) {
     const int dim = first_spatial + i;
-    absl::StatusOr<Window> window =
-        ComputeWindow(x[dim], filter.shape[i], f.strides[i], f.dilations[i], f.padding);
+    absl::StatusOr<Window> window = ComputeWindow(x[dim], w[i], b.strides[i], b.dilations[i],
+                                                  f.padding, b.pads.before[i], b.pads.after[i]);
     if (!window.ok()) return FieldError(op, "output_shape", window.status().message());
     if (window->output_size != y[dim]) {
-      // TF runs a 1-D transpose on tensors expanded with a dummy height in
-      // front of the width, so it reports the width one dimension later.
-      const int tf_spatial_dim = n == 1 ? dim + 1 : dim;
-      return error(
-          "input.shape",
-          absl::StrCat("Size of out_backprop doesn't match computed: actual = ", y[dim],
-                       ", computed = ", window->output_size, " spatial_dim: ", tf_spatial_dim,
-                       " input: ", x[dim], " filter: ", filter.shape[i], " output: ", y[dim],
-                       " stride: ", f.strides[i], " dilation: ", f.dilations[i]));
+      return error("input.shape",
+                   absl::StrCat("Size of out_backprop doesn't match computed: actual = ", y[dim],
+                                ", computed = ", window->output_size, " spatial_dim: ", dim,
+                                " input: ", x[dim], " filter: ", w[i], " output: ", y[dim],
+                                " stride: ", b.strides[i], " dilation: ", b.dilations[i]));
     }
-    spec.input_spatial[d] = x[dim];
-    spec.filter_spatial[d] = filter.shape[i];
-    spec.output_spatial[d] = y[dim];
-    spec.strides[d] = f.strides[i];
-    spec.dilations[d] = f.dilations[i];
-    spec.pad_before[d] = window->pad_before;
-    spec.pad_after[d] = window->pad_after;
+    spec.input_spatial[i] = x[dim];
+    spec.filter_spatial[i] = w[i];
+    spec.output_spatial[i] = y[dim];
+    spec.strides[i] = b.strides[i];
+    spec.dilations[i] = b.dilations[i];
+    spec.pad_before[i] = window->pad_before;
+    spec.pad_after[i] = window->pad_after;
   }
   spec.result_shape = x;
+  if (n == 1) spec.result_shape.erase(spec.result_shape.begin() + first_spatial);
   return spec;
 }
 
@@ -470,7 +607,12 @@ absl::string_view OpName(const OpParams& params) {
     absl::string_view operator()(const SeparableConv2DParams&) { return "separable_conv2d"; }
     absl::string_view operator()(const AtrousConv2DParams&) { return "atrous_conv2d"; }
     absl::string_view operator()(const ConvTransposeParams& p) {
-      return p.rank == 2 ? "conv2d_transpose" : p.rank == 3 ? "conv3d_transpose" : "conv_transpose";
+      switch (p.rank) {
+        case 1: return "conv1d_transpose";
+        case 2: return "conv2d_transpose";
+        case 3: return "conv3d_transpose";
+        default: return "conv_transpose";
+      }
     }
   };
   return std::visit(Visitor{}, params);

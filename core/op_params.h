@@ -65,14 +65,18 @@ struct AtrousConv2DParams {  // tf.nn.atrous_conv2d
   Padding padding = Padding::kUnspecified;
 };
 
-// tf.nn.conv2d_transpose, tf.nn.conv3d_transpose and tf.nn.conv_transpose share
-// their arguments; `rank` says which op: 2, 3, or 0 for conv_transpose (whose
-// spatial rank is len(output_shape) - 2).
+// tf.nn.conv1d_transpose, tf.nn.conv2d_transpose, tf.nn.conv3d_transpose and
+// tf.nn.conv_transpose share their arguments; `rank` says which op: 1, 2, 3,
+// or 0 for conv_transpose (whose spatial rank is len(output_shape) - 2).
+// output_shape may hold only the spatial sizes where TensorFlow 2 accepts
+// that; explicit_paddings exist on the wire for conv2d_transpose and
+// conv_transpose only (empty for the others).
 struct ConvTransposeParams {
   int rank = 0;
   std::vector<int64_t> output_shape;
   std::vector<int64_t> strides;
   Padding padding = Padding::kUnspecified;
+  std::vector<int64_t> explicit_paddings;
   std::string data_format;
   std::vector<int64_t> dilations;
 };

@@ -79,12 +79,23 @@ absl::StatusOr<OpParams> ParseOp(const v1::ConvRequest& request) {
       const v1::AtrousConv2D& p = request.atrous_conv2d();
       return AtrousConv2DParams{p.rate(), FromProto(p.padding())};
     }
+    case v1::ConvRequest::kConv1DTranspose: {
+      const v1::Conv1DTranspose& p = request.conv1d_transpose();
+      return ConvTransposeParams{1,
+                                 ToVector(p.output_shape()),
+                                 ToVector(p.strides()),
+                                 FromProto(p.padding()),
+                                 {},
+                                 p.data_format(),
+                                 ToVector(p.dilations())};
+    }
     case v1::ConvRequest::kConv2DTranspose: {
       const v1::Conv2DTranspose& p = request.conv2d_transpose();
       return ConvTransposeParams{2,
                                  ToVector(p.output_shape()),
                                  ToVector(p.strides()),
                                  FromProto(p.padding()),
+                                 ToVector(p.explicit_paddings()),
                                  p.data_format(),
                                  ToVector(p.dilations())};
     }
@@ -94,6 +105,7 @@ absl::StatusOr<OpParams> ParseOp(const v1::ConvRequest& request) {
                                  ToVector(p.output_shape()),
                                  ToVector(p.strides()),
                                  FromProto(p.padding()),
+                                 {},
                                  p.data_format(),
                                  ToVector(p.dilations())};
     }
@@ -103,6 +115,7 @@ absl::StatusOr<OpParams> ParseOp(const v1::ConvRequest& request) {
                                  ToVector(p.output_shape()),
                                  ToVector(p.strides()),
                                  FromProto(p.padding()),
+                                 ToVector(p.explicit_paddings()),
                                  p.data_format(),
                                  ToVector(p.dilations())};
     }
@@ -110,8 +123,8 @@ absl::StatusOr<OpParams> ParseOp(const v1::ConvRequest& request) {
   }
   return absl::InvalidArgumentError(
       "the request names no op: set one of convolution, conv1d, conv2d, conv3d, "
-      "depthwise_conv2d, separable_conv2d, atrous_conv2d, conv2d_transpose, "
-      "conv3d_transpose, conv_transpose (field: op)");
+      "depthwise_conv2d, separable_conv2d, atrous_conv2d, conv1d_transpose, "
+      "conv2d_transpose, conv3d_transpose, conv_transpose (field: op)");
 }
 
 // A view of a TensorRef: the inline tensor, or the registered one, which

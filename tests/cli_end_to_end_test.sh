@@ -23,6 +23,8 @@ np.save("w.npy", rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
 np.save("dw.npy", rng.standard_normal((3, 3, 3, 2)).astype(np.float32))
 np.save("pw.npy", rng.standard_normal((1, 1, 6, 5)).astype(np.float32))
 np.save("dy.npy", rng.standard_normal((2, 4, 3, 4)).astype(np.float32))
+np.save("w1.npy", rng.standard_normal((3, 3, 4)).astype(np.float32))
+np.save("dy1.npy", rng.standard_normal((2, 4, 4)).astype(np.float32))
 np.save("xi.npy", rng.integers(-9, 9, (1, 4, 4, 2)).astype(np.int32))
 np.save("wi.npy", rng.integers(-9, 9, (2, 2, 2, 3)).astype(np.int32))
 PY
@@ -33,9 +35,15 @@ cli separable_conv2d --input x.npy --filter dw.npy --pointwise-filter pw.npy \
     --padding SAME --dilations 2 --output separable.npy
 cli conv2d_transpose --input dy.npy --filter w.npy --output-shape 2,7,6,3 --strides 2 \
     --padding SAME --output transpose.npy
+# TF 2's forms: output_shape (H, W) with explicit pads; conv1d_transpose.
+cli conv2d_transpose --input dy.npy --filter w.npy --output-shape 7,6 --strides 2 \
+    --padding EXPLICIT --explicit-paddings 0,0,2,0,1,1,0,0 --output transpose_explicit.npy
+cli conv1d_transpose --input dy1.npy --filter w1.npy --output-shape 2,8,3 --strides 2 \
+    --padding SAME --output transpose1d.npy
 cli conv2d --input xi.npy --filter wi.npy --padding VALID --output int32.npy
 cli info >info.txt
 grep -q 'ops: "conv_transpose"' info.txt
+grep -q 'ops: "conv1d_transpose"' info.txt
 
 # Refused requests: a readable error and a non-zero exit, the server unharmed.
 if cli conv2d --input x.npy --filter w.npy --strides 2,1,1,1 --padding SAME \
@@ -91,6 +99,27 @@ for idx in [(0, 0, 0, 0), (1, 6, 5, 2), (0, 3, 2, 1), (1, 0, 5, 0)]:
     expected = np.sum(conv2d(basis, w.astype(np.float64), 2, (1, 1, 0, 1)) * dy)
     assert abs(t[idx] - expected) < 1e-4 * (1 + abs(expected)), (idx, t[idx], expected)
 print("transpose.npy: adjoint of conv2d")
+# The same with explicit pads (2, 0) and (1, 1) and a spatial-only output_shape.
+t = np.load("transpose_explicit.npy").astype(np.float64)
+assert t.shape == (2, 7, 6, 3), t.shape
+for idx in [(0, 0, 0, 0), (1, 6, 5, 2), (0, 3, 2, 1), (1, 5, 0, 0)]:
+    basis[:] = 0
+    basis[idx] = 1
+    expected = np.sum(conv2d(basis, w.astype(np.float64), 2, (2, 0, 1, 1)) * dy)
+    assert abs(t[idx] - expected) < 1e-4 * (1 + abs(expected)), (idx, t[idx], expected)
+print("transpose_explicit.npy: adjoint of conv2d with explicit pads")
+# conv1d_transpose: the adjoint of conv1d (conv2d on a height of 1); SAME
+# width 8, k 3, stride 2: out 4, pads (0, 1).
+t = np.load("transpose1d.npy").astype(np.float64)
+assert t.shape == (2, 8, 3), t.shape
+w1, dy1 = np.load("w1.npy").astype(np.float64), np.load("dy1.npy")
+basis = np.zeros((2, 1, 8, 3))
+for idx in [(0, 0, 0), (1, 7, 2), (0, 3, 1), (1, 6, 0)]:
+    basis[:] = 0
+    basis[idx[0], 0, idx[1], idx[2]] = 1
+    expected = np.sum(conv2d(basis, w1[np.newaxis], 2, (0, 0, 0, 1))[:, 0] * dy1)
+    assert abs(t[idx] - expected) < 1e-4 * (1 + abs(expected)), (idx, t[idx], expected)
+print("transpose1d.npy: adjoint of conv1d")
 xi, wi = np.load("xi.npy"), np.load("wi.npy")
 got = np.load("int32.npy")
 assert got.dtype == np.int32 and np.array_equal(got, conv2d(xi, wi, 1, (0, 0, 0, 0)).astype(np.int32))

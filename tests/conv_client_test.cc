@@ -118,6 +118,15 @@ TEST_F(ConvClientTest, EveryOtherOp) {
   ASSERT_TRUE(t2.ok()) << t2.status();
   EXPECT_THAT(t2->Values<float>(), ElementsAre(1, 1, 2, 2, 1, 1, 2, 2));
 
+  // TF 2's forms: output_shape (H, W) and explicit pads, here 1 before the
+  // width. dy[j] lands on x[2j + k - 1]: (1 at k = 1; 2 at k = 0, 1), per row.
+  auto t2e = client_->Conv2DTranspose(
+      Tensor::Of<float>({1, 1, 2, 1}, {1, 2}), ones_, {2, 3}, {2},
+      PaddingArg(std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {0, 0}, {1, 0}, {0, 0}}));
+  ASSERT_TRUE(t2e.ok()) << t2e.status();
+  EXPECT_THAT(t2e->shape, ElementsAre(1, 2, 3, 1));
+  EXPECT_THAT(t2e->Values<float>(), ElementsAre(1, 2, 2, 1, 2, 2));
+
   auto t3 = client_->Conv3DTranspose(Tensor::Of<float>({1, 1, 1, 1, 1}, {2}),
                                      Tensor::Of<float>({1, 1, 2, 1, 1}, {1, 3}), {1, 1, 1, 2, 1},
                                      {1}, "VALID");
@@ -128,6 +137,12 @@ TEST_F(ConvClientTest, EveryOtherOp) {
                                    Tensor::Of<float>({2, 1, 1}, {1, 10}), {1, 3, 1}, {1}, "VALID");
   ASSERT_TRUE(t1.ok()) << t1.status();
   EXPECT_THAT(t1->Values<float>(), ElementsAre(1, 12, 20));
+
+  auto t1d = client_->Conv1DTranspose(Tensor::Of<float>({1, 1, 2}, {1, 2}),
+                                      Tensor::Of<float>({2, 1, 1}, {1, 10}), {1, 1, 3}, {1},
+                                      "VALID", "NCW");
+  ASSERT_TRUE(t1d.ok()) << t1d.status();
+  EXPECT_THAT(t1d->Values<float>(), ElementsAre(1, 12, 20));
 }
 
 TEST_F(ConvClientTest, RegisteredFiltersAndTheEpilogue) {
@@ -189,7 +204,7 @@ TEST_F(ConvClientTest, ConvManyReturnsRepliesInRequestOrder) {
 TEST_F(ConvClientTest, ServerInfoAndAnUnreachableServer) {
   auto info = client_->GetServerInfo();
   ASSERT_TRUE(info.ok()) << info.status();
-  EXPECT_EQ(info->ops_size(), 10);
+  EXPECT_EQ(info->ops_size(), 11);
 
   ClientOptions options;
   options.timeout = std::chrono::seconds(5);

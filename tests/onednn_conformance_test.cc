@@ -123,6 +123,26 @@ TEST(OneDnnConformanceCases, CoverEveryOpDtypeAndLayout) {
   }
 }
 
+TEST(OneDnnConformanceCases, CoverTransposedExplicitAndSpatialOnlyInEveryLayout) {
+  // Guards the generator: TF 2's forms of the transposed ops in both layouts.
+  const std::vector<Case> cases = AllCases();
+  auto has = [&](Op op, bool channels_last, auto predicate) {
+    return std::any_of(cases.begin(), cases.end(), [&](const Case& c) {
+      return c.geometry.op == op && c.geometry.channels_last == channels_last &&
+             predicate(c.geometry);
+    });
+  };
+  auto explicit_pads = [](const Geometry& g) { return g.padding == Padding::kExplicit; };
+  auto spatial_only = [](const Geometry& g) { return g.spatial_output_shape; };
+  for (bool channels_last : {true, false}) {
+    EXPECT_TRUE(has(Op::kConv2DTranspose, channels_last, explicit_pads)) << channels_last;
+    EXPECT_TRUE(has(Op::kConvTranspose, channels_last, explicit_pads)) << channels_last;
+    EXPECT_TRUE(has(Op::kConv2DTranspose, channels_last, spatial_only)) << channels_last;
+    EXPECT_TRUE(has(Op::kConv1DTranspose, channels_last, spatial_only)) << channels_last;
+    EXPECT_TRUE(has(Op::kConv1DTranspose, channels_last, [](const Geometry&) { return true; }));
+  }
+}
+
 // ---------------------------------------------------------------------------
 // The weight cache.
 

@@ -318,6 +318,67 @@ TEST(ReferenceConvTranspose, DilatedOneDimensional) {
   EXPECT_THAT(y.values, ElementsAre(3, 0, 6, 0, 9));
 }
 
+TEST(ReferenceConv2DTranspose, ExplicitPaddingDropsWhatFallsInThePads) {
+  // The forward conv2d of x [1, 1, 5, 1] with pads (1, 1) in height, (1, 2)
+  // in width, a 1x3 filter w = (1, 2, 3) and strides (1, 2) gives dy of
+  // height 1 + 1 + 1 = 3 and width (5 + 1 + 2 - 3 + 2) / 2 = 3. Transposed,
+  // dy[r][i] * w[k] lands on x[r - 1][2i + k - 1]; only dy row 1 reaches x:
+  //   i = 0: x[0] += 1 * 2, x[1] += 1 * 3          (k = 0 falls in the pad)
+  //   i = 1: x[1] += 10 * 1, x[2] += 10 * 2, x[3] += 10 * 3
+  //   i = 2: x[3] += 100 * 1, x[4] += 100 * 2     (k = 2 falls in the pad)
+  ConvTransposeParams p;
+  p.rank = 2;
+  p.output_shape = {1, 1, 5, 1};
+  p.strides = {1, 2};
+  p.padding = Padding::kExplicit;
+  p.explicit_paddings = {0, 0, 1, 1, 1, 2, 0, 0};
+  const Tensor<float> dy{{1, 3, 3, 1}, {7, 7, 7, 1, 10, 100, 5, 5, 5}};
+  const Tensor<float> w{{1, 3, 1, 1}, {1, 2, 3}};
+  Tensor<float> y = RunOp(p, dy, w);
+  EXPECT_EQ(y.shape, (Shape{1, 1, 5, 1}));
+  EXPECT_THAT(y.values, ElementsAre(2, 13, 20, 130, 200));
+  // The spatial-only output_shape (H, W) gives the same result.
+  p.output_shape = {1, 5};
+  y = RunOp(p, dy, w);
+  EXPECT_EQ(y.shape, (Shape{1, 1, 5, 1}));
+  EXPECT_THAT(y.values, ElementsAre(2, 13, 20, 130, 200));
+}
+
+TEST(ReferenceConv1DTranspose, SameStrideTwoInBothLayouts) {
+  // Forward SAME of width 6, k 3, s 2: out 3, pad_total (3 - 1) * 2 + 3 - 6
+  // = 1 -> 0 before, 1 after. dy[i] * w[k] lands on x[2i + k]:
+  //   channel 0, w = (1, 2, 3):  (1, 2, 3 + 10, 20, 30 + 100, 200), 300 cut
+  //   channel 1, w = (-1, 0, 1): (-1, 0, 1 - 10, 0, 10 - 100, 0), 100 cut
+  ConvTransposeParams p;
+  p.rank = 1;
+  p.output_shape = {1, 6, 2};
+  p.strides = {2};
+  p.padding = Padding::kSame;
+  const Tensor<float> w{{3, 2, 1}, {1, -1, 2, 0, 3, 1}};
+  Tensor<float> y = RunOp(p, Tensor<float>{{1, 3, 1}, {1, 10, 100}}, w);
+  EXPECT_EQ(y.shape, (Shape{1, 6, 2}));
+  EXPECT_THAT(y.values, ElementsAre(1, -1, 2, 0, 13, -9, 20, 0, 130, -90, 200, 0));
+  p.output_shape = {1, 2, 6};
+  p.data_format = "NCW";
+  y = RunOp(p, Tensor<float>{{1, 1, 3}, {1, 10, 100}}, w);
+  EXPECT_EQ(y.shape, (Shape{1, 2, 6}));
+  EXPECT_THAT(y.values, ElementsAre(1, 2, 13, 20, 130, 200, -1, 0, -9, 0, -90, 0));
+}
+
+TEST(ReferenceConv1DTranspose, WidthOnlyOutputShapeOfOne) {
+  // output_shape (1) is read as height 1, width 1. Forward SAME of width 1,
+  // k 3, s 2: out 1, pad_total 2 -> 1 before: x[0] = dy[0] * w[1] = 5 * 2.
+  ConvTransposeParams p;
+  p.rank = 1;
+  p.output_shape = {1};
+  p.strides = {2};
+  p.padding = Padding::kSame;
+  const Tensor<float> y =
+      RunOp(p, Tensor<float>{{1, 1, 1}, {5}}, Tensor<float>{{3, 1, 1}, {1, 2, 3}});
+  EXPECT_EQ(y.shape, (Shape{1, 1, 1}));
+  EXPECT_THAT(y.values, ElementsAre(10));
+}
+
 // ---------------------------------------------------------------------------
 // Channels-first layouts: the NC.. result is the transpose of the NHWC result
 // on the transposed input (the filter keeps its layout).

@@ -143,6 +143,26 @@ TEST_F(RequestBuilderTest, EveryOtherOp) {
       {"conv2d_transpose",
        {.strides = {2}, .padding = "SAME", .output_shape = {1, 2, 2, 1}},
        "conv2d_transpose { output_shape: [ 1, 2, 2, 1 ] strides: 2 padding: PADDING_SAME }"},
+      // TF 2's explicit padding pairs and spatial-only output_shape.
+      {"conv2d_transpose",
+       {.padding = std::vector<std::pair<int64_t, int64_t>>{{0, 0}, {1, 2}, {0, 1}, {0, 0}},
+        .output_shape = {2, 2}},
+       "conv2d_transpose { output_shape: [ 2, 2 ] padding: PADDING_EXPLICIT "
+       "explicit_paddings: [ 0, 0, 1, 2, 0, 1, 0, 0 ] }"},
+      {"conv_transpose",
+       {.padding = "EXPLICIT",
+        .explicit_paddings = {0, 0, 1, 1, 0, 0, 0, 0},
+        .output_shape = {1, 2, 2, 1}},
+       "conv_transpose { output_shape: [ 1, 2, 2, 1 ] padding: PADDING_EXPLICIT "
+       "explicit_paddings: [ 0, 0, 1, 1, 0, 0, 0, 0 ] }"},
+      {"conv1d_transpose",
+       {.strides = {2}, .padding = "SAME", .data_format = "NCW", .output_shape = {1, 1, 4}},
+       R"pb(conv1d_transpose {
+              output_shape: [ 1, 1, 4 ]
+              strides: 2
+              padding: PADDING_SAME
+              data_format: "NCW"
+            })pb"},
       {"conv3d_transpose",
        {.padding = "VALID", .output_shape = {1, 1, 1, 1, 1}},
        "conv3d_transpose { output_shape: [ 1, 1, 1, 1, 1 ] padding: PADDING_VALID }"},
@@ -201,7 +221,8 @@ TEST_F(RequestBuilderTest, RefusesWhatTheWireCannotSay) {
       {"atrous_conv2d", {.data_format = "NHWC"}, "atrous_conv2d takes no data_format"},
       {"conv2d", {.rate = 2}, "conv2d takes no rate"},
       {"conv3d", {.padding = pairs}, "conv3d takes no explicit padding pairs"},
-      {"conv2d_transpose", {.explicit_paddings = {0, 0}}, "takes no explicit_paddings"},
+      {"conv3d_transpose", {.explicit_paddings = {0, 0}}, "takes no explicit_paddings"},
+      {"conv1d_transpose", {.padding = pairs}, "conv1d_transpose takes no explicit padding pairs"},
       {"conv2d", {.padding = pairs, .explicit_paddings = {0, 0}}, "both as pairs"},
       {"separable_conv2d", {}, "separable_conv2d needs a pointwise filter"},
   };

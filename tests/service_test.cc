@@ -206,6 +206,40 @@ std::vector<OpCase> AllOps() {
        {2, 4, 2},
        {3, 3, 2},
        {}},
+      {"conv1d_transpose",
+       [](v1::ConvRequest* r) {
+         auto* op = r->mutable_conv1d_transpose();
+         op->set_padding(v1::PADDING_SAME);
+         op->set_data_format("NCW");
+         for (int64_t d : {2, 3, 9}) op->add_output_shape(d);
+         op->add_strides(2);
+       },
+       {2, 4, 5},
+       {3, 3, 4},
+       {}},
+      // TF 2's forms: explicit paddings and a spatial-only output_shape (H, W).
+      {"conv2d_transpose_explicit_spatial_only",
+       [](v1::ConvRequest* r) {
+         auto* op = r->mutable_conv2d_transpose();
+         op->set_padding(v1::PADDING_EXPLICIT);
+         for (int64_t p : {0, 0, 1, 2, 0, 1, 0, 0}) op->add_explicit_paddings(p);
+         for (int64_t d : {7, 5}) op->add_output_shape(d);
+         for (int64_t s : {2, 1}) op->add_strides(s);
+       },
+       {2, 4, 5, 3},
+       {3, 2, 2, 3},
+       {}},
+      {"conv_transpose_2d_explicit",
+       [](v1::ConvRequest* r) {
+         auto* op = r->mutable_conv_transpose();
+         op->set_padding(v1::PADDING_EXPLICIT);
+         op->set_data_format("NCHW");
+         for (int64_t p : {0, 0, 0, 0, 1, 0, 0, 1}) op->add_explicit_paddings(p);
+         for (int64_t d : {1, 2, 5, 5}) op->add_output_shape(d);
+       },
+       {1, 3, 4, 4},
+       {3, 3, 2, 3},
+       {}},
   };
 }
 
@@ -492,10 +526,10 @@ TEST_F(ServiceTest, ServerInfoListsOpsDtypesAndLimits) {
   v1::ServerInfo info;
   ASSERT_TRUE(stub_->GetServerInfo(&context, v1::GetServerInfoRequest(), &info).ok());
   EXPECT_EQ(info.version(), CONVSERVE_VERSION);
-  EXPECT_THAT(info.ops(),
-              ::testing::ElementsAre("convolution", "conv1d", "conv2d", "conv3d",
-                                     "depthwise_conv2d", "separable_conv2d", "atrous_conv2d",
-                                     "conv2d_transpose", "conv3d_transpose", "conv_transpose"));
+  EXPECT_THAT(info.ops(), ::testing::ElementsAre(
+                              "convolution", "conv1d", "conv2d", "conv3d", "depthwise_conv2d",
+                              "separable_conv2d", "atrous_conv2d", "conv2d_transpose",
+                              "conv3d_transpose", "conv_transpose", "conv1d_transpose"));
   EXPECT_EQ(info.dtypes_size(), 5);
   ASSERT_EQ(info.backends_size(), 1);
   EXPECT_EQ(info.backends(0).name(), "reference");

@@ -82,7 +82,7 @@ struct SweepRequest {
   OperandInfo operands;
 };
 SweepRequest BuildSweep(int n, bool channels_last, int swept, const Dim& dim, int64_t o,
-                        Padding padding) {
+                        Padding padding, int op_rank) {
   Shape x_shape{1}, y_shape{1}, filter;
   std::vector<int64_t> strides, dilations;
   if (!channels_last) {
@@ -104,7 +104,7 @@ SweepRequest BuildSweep(int n, bool channels_last, int swept, const Dim& dim, in
   filter.push_back(2);
   filter.push_back(3);
   SweepRequest request;
-  request.params = ConvTransposeParams{.rank = n == 1 ? 0 : n,
+  request.params = ConvTransposeParams{.rank = op_rank,
                                        .output_shape = x_shape,
                                        .strides = strides,
                                        .padding = padding,
@@ -118,22 +118,25 @@ SweepRequest BuildSweep(int n, bool channels_last, int swept, const Dim& dim, in
 }
 
 // For every O from 0 to a few past the legal range: accepted exactly when
-// inside it (with the forward pads of O), otherwise TF's message.
-void SweepOutputShape(int n, bool channels_last, int swept, const Dim& dim, Padding padding) {
+// inside it (with the forward pads of O), otherwise TF's message. `op_rank`
+// is ConvTransposeParams::rank (0: conv_transpose, else the op of rank n).
+void SweepOutputShape(int n, bool channels_last, int swept, const Dim& dim, Padding padding,
+                      int op_rank) {
   const Range range = LegalRange(dim.x, dim.k, dim.s, dim.d, padding);
   const absl::string_view label = n == 3 ? kLabel3D : kLabel2D;
   // The index TF reports: that of the dimension in the tensor it checks,
   // which for 1-D is the input expanded to 2-D with a dummy height.
   const int spatial_dim = (channels_last ? 1 : 2) + (n == 1 ? swept + 1 : swept);
-  const std::string op = n == 1   ? "conv_transpose"
-                         : n == 2 ? "conv2d_transpose"
-                                  : "conv3d_transpose";
+  const std::string op = op_rank == 0 ? "conv_transpose"
+                         : n == 1     ? "conv1d_transpose"
+                         : n == 2     ? "conv2d_transpose"
+                                      : "conv3d_transpose";
   for (int64_t o = 0; o <= range.hi + 3; ++o) {
     SCOPED_TRACE(testing::Message()
-                 << "n=" << n << (channels_last ? " channels_last" : " channels_first") << " dim "
-                 << swept << " X=" << dim.x << " k=" << dim.k << " s=" << dim.s << " d=" << dim.d
-                 << " " << PaddingName(padding) << " O=" << o);
-    const SweepRequest request = BuildSweep(n, channels_last, swept, dim, o, padding);
+                 << op << (channels_last ? " channels_last" : " channels_first") << " dim " << swept
+                 << " X=" << dim.x << " k=" << dim.k << " s=" << dim.s << " d=" << dim.d << " "
+                 << PaddingName(padding) << " O=" << o);
+    const SweepRequest request = BuildSweep(n, channels_last, swept, dim, o, padding, op_rank);
     const absl::StatusOr<ConvSpec> spec = Make(request.params, request.operands);
     const int64_t computed = ForwardSize(o, dim.k, dim.s, dim.d, padding);
     const bool legal = computed == dim.x;
@@ -177,7 +180,7 @@ TEST(TransposedShape, LegalRange2DHeight) {
       for (int64_t k = 1; k <= 4; ++k) {
         for (int64_t s = 1; s <= 3; ++s) {
           for (int64_t d = 1; d <= 3; ++d) {
-            SweepOutputShape(2, true, 0, {x, k, s, d}, padding);
+            SweepOutputShape(2, true, 0, {x, k, s, d}, padding, 2);
           }
         }
       }
@@ -191,7 +194,7 @@ TEST(TransposedShape, LegalRange2DWidthNchw) {
       for (int64_t k = 1; k <= 3; ++k) {
         for (int64_t s = 1; s <= 3; ++s) {
           for (int64_t d = 1; d <= 2; ++d) {
-            SweepOutputShape(2, false, 1, {x, k, s, d}, padding);
+            SweepOutputShape(2, false, 1, {x, k, s, d}, padding, 2);
           }
         }
       }
@@ -205,21 +208,22 @@ TEST(TransposedShape, LegalRange3DEveryDimension) {
       for (Padding padding : {Padding::kSame, Padding::kValid}) {
         for (const Dim& dim : {Dim{1, 1, 1, 1}, Dim{3, 3, 2, 1}, Dim{2, 2, 3, 2}, Dim{4, 3, 1, 3},
                                Dim{5, 4, 2, 2}}) {
-          SweepOutputShape(3, channels_last, swept, dim, padding);
+          SweepOutputShape(3, channels_last, swept, dim, padding, 3);
         }
       }
     }
   }
 }
 
-TEST(TransposedShape, LegalRange1DViaConvTranspose) {
+TEST(TransposedShape, LegalRange1DViaConvTransposeAndConv1DTranspose) {
   for (bool channels_last : {true, false}) {
     for (Padding padding : {Padding::kSame, Padding::kValid}) {
       for (int64_t x = 1; x <= 4; ++x) {
         for (int64_t k = 1; k <= 3; ++k) {
           for (int64_t s = 1; s <= 3; ++s) {
             for (int64_t d = 1; d <= 2; ++d) {
-              SweepOutputShape(1, channels_last, 0, {x, k, s, d}, padding);
+              SweepOutputShape(1, channels_last, 0, {x, k, s, d}, padding, 0);
+              SweepOutputShape(1, channels_last, 0, {x, k, s, d}, padding, 1);
             }
           }
         }
@@ -230,9 +234,9 @@ TEST(TransposedShape, LegalRange1DViaConvTranspose) {
 
 TEST(TransposedShape, EmptyTransposedInput) {
   // X = 0: SAME accepts only O = 0; VALID every O whose truncated size is 0.
-  SweepOutputShape(2, true, 0, {0, 1, 1, 1}, Padding::kSame);
-  SweepOutputShape(2, true, 0, {0, 3, 2, 1}, Padding::kValid);
-  SweepOutputShape(2, true, 0, {0, 3, 1, 2}, Padding::kValid);
+  SweepOutputShape(2, true, 0, {0, 1, 1, 1}, Padding::kSame, 2);
+  SweepOutputShape(2, true, 0, {0, 3, 2, 1}, Padding::kValid, 2);
+  SweepOutputShape(2, true, 0, {0, 3, 1, 2}, Padding::kValid, 2);
 }
 
 // ---------------------------------------------------------------- hand-worked cases
@@ -459,21 +463,412 @@ TEST(TransposedShape, ConvTransposeLength) {
 }
 
 TEST(TransposedShape, Conv2DAndConv3DTransposeLength) {
+  // TF 2's conv2d_transpose hands output_shape to Conv2DBackpropInput, which
+  // takes 4 values or 2 (spatial only); conv3d_transpose's kernel takes 5.
+  for (const Shape& output_shape : {Shape{}, Shape{1}, Shape{1, 2, 2}, Shape{1, 2, 2, 2, 1}}) {
+    EXPECT_TRUE(InvalidField(
+        Make(
+            ConvTransposeParams{.rank = 2, .output_shape = output_shape, .padding = Padding::kSame},
+            Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
+        absl::StrCat("Conv2DBackpropInput requires input_sizes to contain 4 values or 2 values, "
+                     "but got: ",
+                     output_shape.size()),
+        "conv2d_transpose.output_shape"));
+  }
+  // TF's own regression test of absurd input_sizes: a spatial-only
+  // output_shape that the input does not fit.
   EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
-                                                    .output_shape = {1, 2, 2, 2, 1},
+                                                    .output_shape = {114078056, 179835296},
                                                     .padding = Padding::kSame},
                                 Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
-                           "output_shape must have shape (4,), got (5,)",
-                           "conv2d_transpose.output_shape"));
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {114078056, 179835296},
-                                               .padding = Padding::kSame},
-                           Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
-                      "output_shape must have shape (4,), got (2,)"));
+                           SizeMismatch(kLabel2D, 2, 114078056, 1, 114078056, 1, 1, 1),
+                           "conv2d_transpose.input.shape"));
+  for (const Shape& output_shape : {Shape{2, 2, 2}, Shape{1, 2, 2, 1}, Shape{1, 2, 2, 2, 2, 1}}) {
+    EXPECT_TRUE(InvalidField(
+        Make(
+            ConvTransposeParams{.rank = 3, .output_shape = output_shape, .padding = Padding::kSame},
+            Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
+        "Conv3DBackpropInputOp: input must be 5-dimensional", "conv3d_transpose.output_shape"));
+  }
+}
+
+// ---------------------------------------------------------------- spatial-only output_shape
+
+TEST(TransposedShape, SpatialOnlyOutputShapeIsTheFullOne) {
+  // conv2d_transpose with output_shape (H, W): the batch is the input's, the
+  // channels the filter's dimension 2; the spec is that of the full shape.
+  const OperandInfo last = Operands({2, 3, 3, 4}, {3, 3, 5, 4});
+  ASSERT_SPEC(spatial,
+              Make(
+                  ConvTransposeParams{
+                      .rank = 2, .output_shape = {6, 5}, .strides = {2}, .padding = Padding::kSame},
+                  last));
+  ASSERT_SPEC(full, Make(ConvTransposeParams{.rank = 2,
+                                             .output_shape = {2, 6, 5, 5},
+                                             .strides = {2},
+                                             .padding = Padding::kSame},
+                         last));
+  EXPECT_EQ(spatial, full);
+  EXPECT_THAT(spatial.result_shape, ElementsAre(2, 6, 5, 5));
+  EXPECT_EQ(spatial.groups, 1);
+  // SAME: H 6 pads 2 * 2 + 3 - 6 = 1 (0 before), W 5 pads 2 (1 before).
+  EXPECT_THAT(spatial.pad_before, ElementsAre(0, 1, 0));
+
+  // NCHW, VALID, X = 3, k = 3, s = 3: O in [9, 11].
+  const OperandInfo first = Operands({2, 4, 3, 3}, {3, 3, 5, 4});
+  ASSERT_SPEC(nchw, Make(ConvTransposeParams{.rank = 2,
+                                             .output_shape = {9, 11},
+                                             .strides = {1, 1, 3, 3},
+                                             .padding = Padding::kValid,
+                                             .data_format = "NCHW"},
+                         first));
+  EXPECT_THAT(nchw.result_shape, ElementsAre(2, 5, 9, 11));
+  EXPECT_FALSE(nchw.channels_last);
+  EXPECT_THAT(nchw.input_spatial, ElementsAre(9, 11, 1));
+  EXPECT_THAT(nchw.output_spatial, ElementsAre(3, 3, 1));
+}
+
+TEST(TransposedShape, SpatialOnlyOutputShapeSweep) {
+  // The legal range of the spatial-only form is that of the full form.
+  for (bool channels_last : {true, false}) {
+    for (Padding padding : {Padding::kSame, Padding::kValid}) {
+      for (int64_t o = 0; o <= 10; ++o) {
+        SCOPED_TRACE(testing::Message()
+                     << channels_last << " " << PaddingName(padding) << " O=" << o);
+        const OperandInfo operands = channels_last ? Operands({1, 3, 2, 4}, {3, 1, 2, 4})
+                                                   : Operands({1, 4, 3, 2}, {3, 1, 2, 4});
+        const std::string format = channels_last ? "NHWC" : "NCHW";
+        const absl::StatusOr<ConvSpec> spatial = Make(ConvTransposeParams{.rank = 2,
+                                                                          .output_shape = {o, 2},
+                                                                          .strides = {2, 1},
+                                                                          .padding = padding,
+                                                                          .data_format = format},
+                                                      operands);
+        const absl::StatusOr<ConvSpec> full =
+            Make(ConvTransposeParams{.rank = 2,
+                                     .output_shape =
+                                         channels_last ? Shape{1, o, 2, 2} : Shape{1, 2, o, 2},
+                                     .strides = {2, 1},
+                                     .padding = padding,
+                                     .data_format = format},
+                 operands);
+        const Range range = LegalRange(3, 3, 2, 1, padding);
+        ASSERT_EQ(spatial.ok(), o >= range.lo && o <= range.hi) << spatial.status();
+        ASSERT_EQ(spatial.ok(), full.ok());
+        if (spatial.ok()) {
+          EXPECT_EQ(*spatial, *full);
+        } else {
+          EXPECT_EQ(spatial.status(), full.status());
+        }
+      }
+    }
+  }
+}
+
+TEST(TransposedShape, SpatialOnlyOutputShapeErrors) {
+  const OperandInfo operands = Operands({1, 3, 3, 4}, {3, 3, 2, 4});
   EXPECT_TRUE(InvalidField(
-      Make(ConvTransposeParams{.rank = 3, .output_shape = {1, 2, 2, 1}, .padding = Padding::kSame},
-           Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
-      "output_shape must have shape (5,), got (4,)", "conv3d_transpose.output_shape"));
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {-1, 6}, .strides = {2}, .padding = Padding::kSame},
+          operands),
+      "Conv2DBackpropInput: elements of input_sizes must be >= 0, not -1x6",
+      "conv2d_transpose.output_shape"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {6, 7}, .strides = {2}, .padding = Padding::kSame},
+          operands),
+      SizeMismatch(kLabel2D, 3, 4, 2, 7, 3, 2, 1), "conv2d_transpose.input.shape"));
+  // NCHW: the width is spatial_dim 3.
+  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 2,
+                                                    .output_shape = {6, 7},
+                                                    .strides = {2},
+                                                    .padding = Padding::kSame,
+                                                    .data_format = "NCHW"},
+                                Operands({1, 4, 3, 3}, {3, 3, 2, 4})),
+                           SizeMismatch(kLabel2D, 3, 4, 3, 7, 3, 2, 1),
+                           "conv2d_transpose.input.shape"));
+  // The channels come from the filter, so the out_depth check is the same.
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 2, .output_shape = {6, 6}, .strides = {2}, .padding = Padding::kSame},
+          Operands({1, 3, 3, 5}, {3, 3, 2, 4})),
+      "Conv2DCustomBackpropInput: filter and out_backprop must have the same out_depth",
+      "conv2d_transpose.filter.shape"));
+}
+
+TEST(TransposedShape, ConvTransposeNeverReadsSpatialOnly) {
+  // TF's conv_transpose picks its op by len(output_shape): 2 values are refused...
+  EXPECT_TRUE(InvalidField(
+      Make(ConvTransposeParams{.output_shape = {6, 6}, .strides = {2}, .padding = Padding::kSame},
+           Operands({1, 3, 3, 4}, {3, 3, 2, 4})),
+      "output_shape must be of length 3, 4 or 5 but was 2.", "conv_transpose.output_shape"));
+  // ... and 3 values mean conv1d_transpose, whatever the input's rank.
+  EXPECT_TRUE(InvalidField(
+      Make(ConvTransposeParams{.output_shape = {4, 4, 4}, .padding = Padding::kSame},
+           Operands({1, 4, 4, 4, 2}, {1, 1, 1, 3, 2})),
+      "Conv2DCustomBackpropInput: filter must be 3-dimensional", "conv_transpose.filter.shape"));
+}
+
+// ---------------------------------------------------------------- conv1d_transpose
+
+TEST(TransposedShape, Conv1DTransposeIsConvTransposeOfRank1) {
+  for (const std::string format : {"NWC", "NCW"}) {
+    const bool last = format == "NWC";
+    const OperandInfo operands =
+        last ? Operands({2, 4, 3}, {3, 5, 3}) : Operands({2, 3, 4}, {3, 5, 3});
+    const Shape output_shape = last ? Shape{2, 8, 5} : Shape{2, 5, 8};
+    ASSERT_SPEC(one_d, Make(ConvTransposeParams{.rank = 1,
+                                                .output_shape = output_shape,
+                                                .strides = {2},
+                                                .padding = Padding::kSame,
+                                                .data_format = format},
+                            operands));
+    ASSERT_SPEC(generic, Make(ConvTransposeParams{.rank = 0,
+                                                  .output_shape = output_shape,
+                                                  .strides = {2},
+                                                  .padding = Padding::kSame,
+                                                  .data_format = format},
+                              operands));
+    EXPECT_EQ(one_d, generic);
+    EXPECT_EQ(one_d.result_shape, output_shape);
+    EXPECT_EQ(one_d.rank, 2);  // TF's dummy height
+    EXPECT_THAT(one_d.input_spatial, ElementsAre(1, 8, 1));
+    EXPECT_THAT(one_d.output_spatial, ElementsAre(1, 4, 1));
+    EXPECT_THAT(one_d.filter_spatial, ElementsAre(1, 3, 1));
+    EXPECT_THAT(one_d.strides, ElementsAre(1, 2, 1));
+    EXPECT_THAT(one_d.pad_before, ElementsAre(0, 0, 0));
+    EXPECT_THAT(one_d.pad_after, ElementsAre(0, 1, 0));
+  }
+}
+
+TEST(TransposedShape, Conv1DTransposeWidthOnlyOutputShape) {
+  // TF inserts the dummy height at the spatial position of output_shape, so
+  // (W) becomes (W, 1): height W, width 1. Only W = 1 fits a height of 1.
+  for (const std::string format : {"NWC", "NCW"}) {
+    const bool last = format == "NWC";
+    SCOPED_TRACE(format);
+    ASSERT_SPEC(one, Make(ConvTransposeParams{.rank = 1,
+                                              .output_shape = {1},
+                                              .strides = {2},
+                                              .padding = Padding::kSame,
+                                              .data_format = format},
+                          last ? Operands({3, 1, 4}, {2, 5, 4}) : Operands({3, 4, 1}, {2, 5, 4})));
+    EXPECT_EQ(one.result_shape, last ? (Shape{3, 1, 5}) : (Shape{3, 5, 1}));
+    EXPECT_EQ(one.in_channels, 5);
+    EXPECT_EQ(one.batch, 3);
+    EXPECT_TRUE(InvalidField(
+        Make(ConvTransposeParams{.rank = 1,
+                                 .output_shape = {8},
+                                 .strides = {2},
+                                 .padding = Padding::kSame,
+                                 .data_format = format},
+             last ? Operands({1, 4, 4}, {2, 5, 4}) : Operands({1, 4, 4}, {2, 5, 4})),
+        SizeMismatch(kLabel2D, 1, 8, last ? 1 : 2, 8, 1, 1, 1), "conv1d_transpose.input.shape"));
+    EXPECT_TRUE(InvalidField(
+        Make(
+            ConvTransposeParams{
+                .rank = 1, .output_shape = {-3}, .padding = Padding::kSame, .data_format = format},
+            Operands({1, 4, 4}, {2, 5, 4})),
+        "Conv2DBackpropInput: elements of input_sizes must be >= 0, not -3x1",
+        "conv1d_transpose.output_shape"));
+  }
+  // Other lengths become 1 more than given.
+  for (const Shape& output_shape : {Shape{}, Shape{1, 8}, Shape{1, 8, 5, 1}}) {
+    EXPECT_TRUE(InvalidField(
+        Make(
+            ConvTransposeParams{.rank = 1, .output_shape = output_shape, .padding = Padding::kSame},
+            Operands({1, 4, 4}, {2, 5, 4})),
+        absl::StrCat("Conv2DBackpropInput requires input_sizes to contain 4 values or 2 values, "
+                     "but got: ",
+                     output_shape.size() + 1),
+        "conv1d_transpose.output_shape"));
+  }
+}
+
+TEST(TransposedShape, Conv1DTransposeAttributes) {
+  const OperandInfo operands = Operands({1, 4, 4}, {2, 5, 4});
+  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 1,
+                                                    .output_shape = {1, 4, 5},
+                                                    .padding = Padding::kSame,
+                                                    .data_format = "NHWC"},
+                                operands),
+                           "data_format must be \"NWC\" or \"NCW\".",
+                           "conv1d_transpose.data_format"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 1, .output_shape = {1, 4, 5}, .strides = {1, 1}, .padding = Padding::kSame},
+          operands),
+      "stride should be of length 1, 1 or 3 but was 2", "conv1d_transpose.strides"));
+  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 1,
+                                                    .output_shape = {1, 4, 5},
+                                                    .strides = {2, 1, 1},
+                                                    .padding = Padding::kSame},
+                                operands),
+                           "Current implementation does not yet support strides in the batch and "
+                           "depth dimensions.",
+                           "conv1d_transpose.strides"));
+  EXPECT_TRUE(InvalidField(
+      Make(
+          ConvTransposeParams{
+              .rank = 1, .output_shape = {1, 4, 5}, .padding = Padding::kSame, .dilations = {1, 2}},
+          operands),
+      "dilations should be of length 1, 1 or 3 but was 2", "conv1d_transpose.dilations"));
+  EXPECT_TRUE(InvalidField(
+      Make(ConvTransposeParams{.rank = 1, .output_shape = {1, 4, 5}, .padding = Padding::kExplicit},
+           operands),
+      "Value for attr 'padding' must be one of \"SAME\", \"VALID\".", "conv1d_transpose.padding"));
+  // The 3-value forms, in data_format order.
+  ASSERT_SPEC(ncw, Make(ConvTransposeParams{.rank = 1,
+                                            .output_shape = {1, 5, 9},
+                                            .strides = {1, 1, 2},
+                                            .padding = Padding::kValid,
+                                            .data_format = "NCW",
+                                            .dilations = {1, 1, 2}},
+                        Operands({1, 4, 3}, {3, 5, 4})));
+  EXPECT_THAT(ncw.strides, ElementsAre(1, 2, 1));
+  EXPECT_THAT(ncw.dilations, ElementsAre(1, 2, 1));
+}
+
+// ---------------------------------------------------------------- explicit padding
+
+// Every O the forward conv2d with explicit pads maps onto X, in one dimension.
+TEST(TransposedShape, ExplicitPaddingLegalRange) {
+  for (int op_rank : {2, 0}) {
+    for (bool channels_last : {true, false}) {
+      for (const Dim& dim : {Dim{3, 3, 2, 1}, Dim{2, 2, 3, 2}, Dim{4, 1, 1, 1}, Dim{1, 3, 2, 1}}) {
+        for (int64_t before = 0; before <= 3; ++before) {
+          for (int64_t after = 0; after <= 3; ++after) {
+            for (int64_t o = 0; o <= 12; ++o) {
+              SCOPED_TRACE(testing::Message() << op_rank << " " << channels_last << " X=" << dim.x
+                                              << " k=" << dim.k << " s=" << dim.s << " d=" << dim.d
+                                              << " pads " << before << "/" << after << " O=" << o);
+              // Height swept; width 2 -> 2 with a 1-wide filter; channels x 2, y 3.
+              std::vector<int64_t> pads(8, 0);
+              const int h = channels_last ? 1 : 2;
+              pads[2 * h] = before;
+              pads[2 * h + 1] = after;
+              const ConvTransposeParams params{
+                  .rank = op_rank,
+                  .output_shape = channels_last ? Shape{1, o, 2, 2} : Shape{1, 2, o, 2},
+                  .strides = {dim.s, 1},
+                  .padding = Padding::kExplicit,
+                  .explicit_paddings = pads,
+                  .data_format = channels_last ? "NHWC" : "NCHW",
+                  .dilations = {dim.d, 1}};
+              const absl::StatusOr<ConvSpec> spec =
+                  Make(params, channels_last ? Operands({1, dim.x, 2, 3}, {dim.k, 1, 2, 3})
+                                             : Operands({1, 3, dim.x, 2}, {dim.k, 1, 2, 3}));
+              const int64_t eff = (dim.k - 1) * dim.d + 1;
+              const int64_t computed = (o + before + after - eff + dim.s) / dim.s;
+              const std::string op = op_rank == 0 ? "conv_transpose" : "conv2d_transpose";
+              if (computed < 0) {
+                EXPECT_TRUE(Invalid(spec, "Computed output size would be negative"));
+              } else if (computed == dim.x) {
+                ASSERT_TRUE(spec.ok()) << spec.status();
+                EXPECT_THAT(spec->pad_before, ElementsAre(before, 0, 0));
+                EXPECT_THAT(spec->pad_after, ElementsAre(after, 0, 0));
+                EXPECT_THAT(spec->input_spatial, ElementsAre(o, 2, 1));
+                EXPECT_EQ(spec->result_shape, params.output_shape);
+              } else {
+                EXPECT_TRUE(InvalidField(
+                    spec, SizeMismatch(kLabel2D, dim.x, computed, h, o, dim.k, dim.s, dim.d),
+                    absl::StrCat(op, ".input.shape")));
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(TransposedShape, ExplicitPaddingSpatialOnly) {
+  // output_shape (H, W) with explicit pads: H 7 + 1 + 2 = 10 -> (10 - 3 + 2) / 2 = 4,
+  // W 5 + 0 + 1 = 6 -> 6 - 2 + 1 = 5.
+  ASSERT_SPEC(spec, Make(ConvTransposeParams{.rank = 2,
+                                             .output_shape = {7, 5},
+                                             .strides = {2, 1},
+                                             .padding = Padding::kExplicit,
+                                             .explicit_paddings = {0, 0, 0, 0, 1, 2, 0, 1},
+                                             .data_format = "NCHW"},
+                         Operands({2, 4, 4, 5}, {3, 2, 3, 4})));
+  EXPECT_THAT(spec.result_shape, ElementsAre(2, 3, 7, 5));
+  EXPECT_THAT(spec.pad_before, ElementsAre(1, 0, 0));
+  EXPECT_THAT(spec.pad_after, ElementsAre(2, 1, 0));
+}
+
+TEST(TransposedShape, ExplicitPaddingValidation) {
+  const OperandInfo operands = Operands({1, 3, 3, 4}, {3, 3, 2, 4});
+  auto make = [&](int rank, std::vector<int64_t> pads, const std::string& format = "NHWC",
+                  Padding padding = Padding::kExplicit) {
+    return Make(ConvTransposeParams{.rank = rank,
+                                    .output_shape = {1, 5, 5, 2},
+                                    .strides = {2},
+                                    .padding = padding,
+                                    .explicit_paddings = std::move(pads),
+                                    .data_format = format},
+                operands);
+  };
+  for (int rank : {2, 0}) {
+    const std::string op = rank == 2 ? "conv2d_transpose" : "conv_transpose";
+    EXPECT_TRUE(make(rank, {0, 0, 1, 1, 1, 1, 0, 0}).ok());
+    EXPECT_TRUE(InvalidField(make(rank, {0, 0, 1, 1, 1, 1}),
+                             "explicit_paddings attribute must contain 8 values, but got: 6",
+                             op + ".explicit_paddings"));
+    EXPECT_TRUE(InvalidField(make(rank, {0, 0, 1, -1, 1, 1, 0, 0}),
+                             "All elements of explicit_paddings must be nonnegative",
+                             op + ".explicit_paddings"));
+    EXPECT_TRUE(
+        InvalidField(make(rank, {0, 0, 1, 1, 1, 1, 0, 1}),
+                     "Nonzero explicit padding in the batch or depth dimensions is not supported",
+                     op + ".explicit_paddings"));
+    // NCHW: the channel pair is the second.
+    EXPECT_TRUE(
+        InvalidField(make(rank, {0, 0, 1, 1, 1, 1, 0, 0}, "NCHW"),
+                     "Nonzero explicit padding in the batch or depth dimensions is not supported",
+                     op + ".explicit_paddings"));
+    EXPECT_TRUE(InvalidField(make(rank, {0, 0, 1, 1, 1, 1, 0, 0}, "NHWC", Padding::kSame),
+                             "explicit_paddings attribute must be empty if the padding attribute "
+                             "is not EXPLICIT",
+                             op + ".explicit_paddings"));
+  }
+}
+
+TEST(TransposedShape, ExplicitPaddingOnlyIn2D) {
+  // conv3d_transpose and conv1d_transpose take the padding as a string.
+  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.rank = 3,
+                                                    .output_shape = {1, 2, 2, 2, 1},
+                                                    .padding = Padding::kExplicit},
+                                Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
+                           "Value for attr 'padding' must be one of \"SAME\", \"VALID\".",
+                           "conv3d_transpose.padding"));
+  // conv_transpose of 1-D or 3-D runs those: a list padding is refused as TF's
+  // op builder refuses it.
+  EXPECT_TRUE(InvalidField(
+      Make(ConvTransposeParams{.output_shape = {1, 4, 1},
+                               .padding = Padding::kExplicit,
+                               .explicit_paddings = {0, 0, 1, 1, 0, 0}},
+           Operands({1, 4, 1}, {3, 1, 1})),
+      "Expected string for argument 'padding' not [[0, 0], [1, 1], [0, 0]]. Explicit padding is "
+      "for 2-D transposed convolutions only (an output_shape of length 4): conv_transpose runs "
+      "conv1d_transpose or conv3d_transpose here, whose padding is \"SAME\" or \"VALID\".",
+      "conv_transpose.padding"));
+  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.output_shape = {1, 2, 2, 2, 1},
+                                               .padding = Padding::kExplicit,
+                                               .explicit_paddings = {0, 0, 1}},
+                           Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
+                      "Expected string for argument 'padding' not [[0, 0], [1]]."));
+  EXPECT_TRUE(InvalidField(Make(ConvTransposeParams{.output_shape = {1, 2, 2, 2, 1},
+                                                    .padding = Padding::kSame,
+                                                    .explicit_paddings = {0, 0}},
+                                Operands({1, 2, 2, 2, 1}, {1, 1, 1, 1, 1})),
+                           "explicit_paddings attribute must be empty if the padding attribute "
+                           "is not EXPLICIT",
+                           "conv_transpose.explicit_paddings"));
 }
 
 TEST(TransposedShape, OperandRanks) {
@@ -487,14 +882,6 @@ TEST(TransposedShape, OperandRanks) {
                                 Operands({1, 2, 2, 1}, {1, 1, 1, 1, 1})),
                            "Conv3DBackpropInputOp: out_backprop must be 5-dimensional",
                            "conv3d_transpose.input.shape"));
-}
-
-TEST(TransposedShape, ExplicitPaddingIsNotAnOption) {
-  EXPECT_TRUE(Invalid(Make(ConvTransposeParams{.rank = 2,
-                                               .output_shape = {1, 2, 2, 1},
-                                               .padding = Padding::kExplicit},
-                           Operands({1, 2, 2, 1}, {1, 1, 1, 1})),
-                      "Value for attr 'padding' must be one of \"SAME\", \"VALID\"."));
 }
 
 // ---------------------------------------------------------------- negative and absurd shapes

@@ -5,54 +5,11 @@
 // token for a server run with --auth-tokens-file: CONVSERVE_TOKEN_FILE=file
 // (sent only over TLS).
 'use strict';
-const fs = require('fs');
-const path = require('path');
-const grpc = require('@grpc/grpc-js');
-const protoLoader = require('@grpc/proto-loader');
+const { grpc, connect, tensor, floats, conv: call } = require('./convserve');
 
 const address = process.argv[2] || 'localhost:50051';
-const definition = protoLoader.loadSync(
-  path.join(__dirname, '..', '..', 'proto', 'convserve', 'v1', 'convserve.proto'),
-  { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true });
-const { ConvService } = grpc.loadPackageDefinition(definition).convserve.v1;
-const maxBytes = 256 * 1024 * 1024; // the server's default --max-message-mb
-function credentials() {
-  const caFile = process.env.CONVSERVE_TLS_CA, tokenFile = process.env.CONVSERVE_TOKEN_FILE;
-  if (!caFile) {
-    if (tokenFile) throw new Error('CONVSERVE_TOKEN_FILE needs CONVSERVE_TLS_CA: a token is never sent in plaintext');
-    return grpc.credentials.createInsecure();
-  }
-  const tls = grpc.credentials.createSsl(fs.readFileSync(caFile));
-  if (!tokenFile) return tls;
-  const token = fs.readFileSync(tokenFile, 'utf8').trim();
-  const bearer = grpc.credentials.createFromMetadataGenerator((_, callback) => {
-    const metadata = new grpc.Metadata();
-    metadata.add('authorization', `Bearer ${token}`);
-    callback(null, metadata);
-  });
-  return grpc.credentials.combineChannelCredentials(tls, bearer);
-}
-const client = new ConvService(address, credentials(), {
-  'grpc.max_send_message_length': maxBytes,
-  'grpc.max_receive_message_length': maxBytes,
-});
-
-// A float32 tensor: the wire format is little-endian, row-major bytes.
-function tensor(shape, values) {
-  const data = Buffer.alloc(4 * values.length);
-  values.forEach((v, i) => data.writeFloatLE(v, 4 * i));
-  return { dtype: 'DATA_TYPE_FLOAT32', shape, data };
-}
-function floats(t) {
-  const out = [];
-  for (let i = 0; i < t.data.length; i += 4) out.push(t.data.readFloatLE(i));
-  return out;
-}
-function conv(request) {
-  return new Promise((resolve, reject) =>
-    client.Conv(request, { deadline: Date.now() + 30000 },
-      (err, reply) => (err ? reject(err) : resolve(reply))));
-}
+const client = connect(address);
+const conv = (request) => call(client, request);
 
 // x: 1x5x5x1 holding 1..25; w: 3x3x1x1 of ones (NHWC input, HWIO filter).
 const [H, W, K, S] = [5, 5, 3, 2];

@@ -1,6 +1,7 @@
 #!/bin/bash
-# Runs the Node.js example against a real convserve-server on a free loopback
-# port; installs the npm dependencies from package-lock.json first if needed.
+# Runs the Node.js examples (conv2d.js, transposed.js) against a real
+# convserve-server on a free loopback port; installs the npm dependencies from
+# package-lock.json first if needed.
 # Usage: run_test.sh SERVER_BIN
 set -euo pipefail
 server_bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")  # absolute: we cd below
@@ -27,18 +28,21 @@ server_pid=""
 trap '[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
 source "$repo/tests/start_server.sh"
 
-# Runs conv2d.js against the server started with the given flags; stops it.
+# Runs the examples against the server started with the given flags; stops it.
 run() {
   local label=$1
   shift
   start_server "$work/server.log" "$server_bin" --address 127.0.0.1:0 "$@"
-  local status=0
-  node conv2d.js "127.0.0.1:$port" || status=$?
+  local status=0 script
+  for script in conv2d.js transposed.js; do
+    timeout 120 node "$script" "127.0.0.1:$port" || status=$?
+    [ "$status" -eq 0 ] || break
+  done
   kill "$server_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
   server_pid=""
   if [ "$status" -ne 0 ]; then
-    echo "node_client: conv2d.js failed $label (exit $status); server log:"
+    echo "node_client: $script failed $label (exit $status); server log:"
     cat "$work/server.log"
     exit "$status"
   fi

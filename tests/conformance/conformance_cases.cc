@@ -28,11 +28,15 @@ namespace {
 // Requests.
 
 bool IsTransposed(Op op) {
-  return op == Op::kConv2DTranspose || op == Op::kConv3DTranspose || op == Op::kConvTranspose;
+  return op == Op::kConv2DTranspose || op == Op::kConv3DTranspose || op == Op::kConvTranspose ||
+         op == Op::kConv1DTranspose;
 }
 bool IsDepthwise(Op op) { return op == Op::kDepthwise || op == Op::kSeparable; }
-bool HasExplicitPadding(Op op) {
-  return op == Op::kConvolution || op == Op::kConv2D || op == Op::kDepthwise;
+// Whether `op` of spatial rank n takes explicit paddings (conv_transpose
+// only when 2-D, where TF runs conv2d_transpose).
+bool HasExplicitPadding(Op op, int n) {
+  return op == Op::kConvolution || op == Op::kConv2D || op == Op::kDepthwise ||
+         op == Op::kConv2DTranspose || (op == Op::kConvTranspose && n == 2);
 }
 // TF refuses strides > 1 together with dilations > 1 for these.
 bool RefusesStridedAndDilated(Op op) {
@@ -143,14 +147,23 @@ Request BuildRequest(const Geometry& g, DataType dtype) {
       r.params = SeparableConv2DParams{strides_full, g.padding, format, g.dilations};
       break;
     case Op::kAtrous: r.params = AtrousConv2DParams{At(g.dilations, 0), g.padding}; break;
+    case Op::kConv1DTranspose:
     case Op::kConv2DTranspose:
     case Op::kConv3DTranspose:
     case Op::kConvTranspose: {
-      const int rank = g.op == Op::kConv2DTranspose ? 2 : g.op == Op::kConv3DTranspose ? 3 : 0;
-      r.params =
-          ConvTransposeParams{rank,      ActivationShape(g, g.batch, g.spatial, g.in_channels),
-                              g.strides, g.padding,
-                              format,    dilations_full};
+      const int rank = g.op == Op::kConv1DTranspose   ? 1
+                       : g.op == Op::kConv2DTranspose ? 2
+                       : g.op == Op::kConv3DTranspose ? 3
+                                                      : 0;
+      r.params = ConvTransposeParams{rank,
+                                     g.spatial_output_shape
+                                         ? g.spatial
+                                         : ActivationShape(g, g.batch, g.spatial, g.in_channels),
+                                     g.strides,
+                                     g.padding,
+                                     ExplicitPaddings(g),
+                                     format,
+                                     dilations_full};
       break;
     }
   }
@@ -267,7 +280,8 @@ T Pick(std::mt19937& rng, const std::vector<T>& options) {
 
 int SpatialRank(Op op, std::mt19937& rng) {
   switch (op) {
-    case Op::kConv1D: return 1;
+    case Op::kConv1D:
+    case Op::kConv1DTranspose: return 1;
     case Op::kConv3D:
     case Op::kConv3DTranspose: return 3;
     case Op::kConvolution:
@@ -306,7 +320,7 @@ Geometry RandomGeometry(Op op, std::mt19937& rng) {
     if (mode == 2 || mode == 3 || op == Op::kAtrous) g.dilations = values(3);
     // Padding.
     std::vector<Padding> paddings = {Padding::kSame, Padding::kValid};
-    if (HasExplicitPadding(op)) paddings.push_back(Padding::kExplicit);
+    if (HasExplicitPadding(op, n)) paddings.push_back(Padding::kExplicit);
     g.padding = Pick(rng, paddings);
     if (g.padding == Padding::kExplicit) {
       for (int i = 0; i < n; ++i) {
@@ -343,6 +357,8 @@ Geometry RandomGeometry(Op op, std::mt19937& rng) {
       g.pointwise_groups = depth % 2 == 0 ? Uniform(rng, 1, 2) : 1;
       g.pointwise_out = g.pointwise_groups * Uniform(rng, 1, 12);
     }
+    if (op == Op::kConv2DTranspose && g.groups == 1)
+      g.spatial_output_shape = Uniform(rng, 0, 2) == 0;
     g.batch = {Uniform(rng, 1, 2)};
     if (AllowsExtraBatchDims(op) && Uniform(rng, 0, 3) == 0) g.batch = {2, Uniform(rng, 1, 2)};
     g.channels_last = true;
@@ -749,6 +765,75 @@ std::vector<Geometry> EdgeGeometries(Op op) {
            .kernel = {3, 3},
            .in_channels = 2,
            .out_channels = 2});
+      // TF 2's explicit paddings: asymmetric, strided, dilated, grouped.
+      add({.n = 2,
+           .spatial = {7, 6},
+           .kernel = {3, 2},
+           .strides = {2, 1},
+           .in_channels = 5,
+           .out_channels = 7,
+           .padding = kExplicit,
+           .pad_before = {2, 0},
+           .pad_after = {0, 3}});
+      add({.n = 2,
+           .spatial = {8, 9},
+           .kernel = {3, 3},
+           .strides = {3, 2},
+           .dilations = {1, 2},
+           .in_channels = 6,
+           .out_channels = 4,
+           .groups = 2,
+           .padding = kExplicit,
+           .pad_before = {1, 3},
+           .pad_after = {2, 1},
+           .bias = true,
+           .activation = Activation::kRelu});
+      // Pads larger than the filter: result rows no window reaches.
+      add({.n = 2,
+           .spatial = {5, 9},
+           .kernel = {3, 3},
+           .strides = {2, 1},
+           .in_channels = 16,
+           .out_channels = 14,
+           .padding = kExplicit,
+           .pad_before = {1, 0},
+           .pad_after = {3, 2}});
+      add({.n = 2,
+           .spatial = {3, 3},
+           .kernel = {2, 2},
+           .strides = {2, 2},
+           .in_channels = 3,
+           .out_channels = 2,
+           .padding = kExplicit,
+           .pad_before = {4, 2},
+           .pad_after = {0, 5}});
+      // Spatial-only output_shape (H, W): batch from the input, channels from the filter.
+      add({.n = 2,
+           .batch = {2},
+           .spatial = {6, 5},
+           .kernel = {3, 3},
+           .strides = {2, 2},
+           .in_channels = 3,
+           .out_channels = 5,
+           .spatial_output_shape = true});
+      add({.n = 2,
+           .spatial = {8, 7},
+           .kernel = {3, 2},
+           .strides = {3, 2},
+           .in_channels = 17,
+           .out_channels = 2,
+           .padding = kValid,
+           .spatial_output_shape = true});
+      add({.n = 2,
+           .spatial = {7, 5},
+           .kernel = {3, 2},
+           .strides = {2, 1},
+           .in_channels = 3,
+           .out_channels = 4,
+           .padding = kExplicit,
+           .pad_before = {1, 0},
+           .pad_after = {2, 1},
+           .spatial_output_shape = true});
       break;
     case Op::kConv3DTranspose:
       add({.n = 3,
@@ -794,6 +879,55 @@ std::vector<Geometry> EdgeGeometries(Op op) {
            .in_channels = 3,
            .out_channels = 2,
            .padding = kValid});
+      add({.n = 2,
+           .spatial = {6, 7},
+           .kernel = {2, 3},
+           .strides = {2, 2},
+           .in_channels = 4,
+           .out_channels = 3,
+           .padding = kExplicit,
+           .pad_before = {0, 2},
+           .pad_after = {1, 1}});
+      break;
+    case Op::kConv1DTranspose:
+      add({.n = 1,
+           .spatial = {9},
+           .kernel = {3},
+           .strides = {2},
+           .in_channels = 5,
+           .out_channels = 17});
+      // VALID trailing positions, dilated, grouped.
+      add({.n = 1,
+           .spatial = {12},
+           .kernel = {4},
+           .strides = {3},
+           .in_channels = 4,
+           .out_channels = 3,
+           .padding = kValid});
+      add({.n = 1,
+           .spatial = {11},
+           .kernel = {3},
+           .dilations = {2},
+           .in_channels = 6,
+           .out_channels = 9,
+           .groups = 3,
+           .bias = true,
+           .activation = Activation::kRelu6});
+      add({.n = 1,
+           .batch = {0},
+           .spatial = {5},
+           .kernel = {2},
+           .in_channels = 2,
+           .out_channels = 2});
+      // A width-only output_shape: TF reads (W) as (W, 1), which fits only W = 1.
+      add({.n = 1,
+           .batch = {2},
+           .spatial = {1},
+           .kernel = {3},
+           .strides = {2},
+           .in_channels = 3,
+           .out_channels = 4,
+           .spatial_output_shape = true});
       break;
   }
   return out;
@@ -891,6 +1025,7 @@ const char* OpLabel(Op op) {
     case Op::kConv2DTranspose: return "conv2d_transpose";
     case Op::kConv3DTranspose: return "conv3d_transpose";
     case Op::kConvTranspose: return "conv_transpose";
+    case Op::kConv1DTranspose: return "conv1d_transpose";
   }
   return "?";
 }
@@ -913,7 +1048,7 @@ std::vector<DataType> DtypesFor(Op op, int n) {
   std::vector<DataType> dtypes = {DataType::kFloat32, DataType::kBFloat16, DataType::kFloat16,
                                   DataType::kFloat64};
   const bool int32 = op == Op::kConv1D || op == Op::kConv2D || op == Op::kAtrous ||
-                     op == Op::kConv2DTranspose ||
+                     op == Op::kConv2DTranspose || op == Op::kConv1DTranspose ||
                      ((op == Op::kConvolution || op == Op::kConvTranspose) && n < 3);
   if (int32) dtypes.push_back(DataType::kInt32);
   return dtypes;
@@ -924,7 +1059,11 @@ std::string Describe(const Geometry& g) {
   return absl::StrCat(
       OpLabel(g.op), " batch=", list(g.batch), " x=", list(g.spatial), "x", g.in_channels,
       " k=", list(g.kernel), " out=", g.out_channels, " groups=", g.groups, " s=", list(g.strides),
-      " d=", list(g.dilations), " pad=", static_cast<int>(g.padding), " ", DataFormat(g),
+      " d=", list(g.dilations), " pad=", static_cast<int>(g.padding),
+      g.padding == Padding::kExplicit
+          ? absl::StrCat(" pads=", list(g.pad_before), "/", list(g.pad_after))
+          : "",
+      g.spatial_output_shape ? " spatial-only" : "", " ", DataFormat(g),
       g.pointwise_out ? absl::StrCat(" pw=", g.pointwise_out, "/g", g.pointwise_groups) : "",
       g.bias ? " +bias" : "", " act=", static_cast<int>(g.activation));
 }

@@ -7,12 +7,13 @@
 // Every case is a request built the way the server builds it: an op's
 // parameter struct and operand shapes go through MakeSpec, and the backend
 // and the reference run the resulting spec on the same seeded random
-// operands. AllCases() covers all ten ops x dtypes x layouts x padding x
+// operands. AllCases() covers all eleven ops x dtypes x layouts x padding x
 // stride/dilation, on random small shapes and on hand-picked edge cases (1x1
 // inputs, empty outputs and batches, odd SAME padding, channel counts that are
 // not multiples of 16, groups, depthwise multipliers, grouped pointwise,
-// atrous, transposed VALID trailing positions, dilated transposes, extra
-// batch dims) and fused bias + activations on every epilogue path. The list
+// atrous, transposed VALID trailing positions, dilated transposes, transposes
+// with explicit paddings and with spatial-only output shapes, extra batch
+// dims) and fused bias + activations on every epilogue path. The list
 // is deterministic: the same names, geometries and seeds on every run.
 //
 // Tolerances (Compare; per output element; M = sum |x * w| over its
@@ -67,11 +68,13 @@ enum class Op {
   kConv2DTranspose,
   kConv3DTranspose,
   kConvTranspose,
+  kConv1DTranspose,
 };
 
-inline constexpr Op kAllOps[] = {
-    Op::kConvolution, Op::kConv1D, Op::kConv2D,          Op::kConv3D,          Op::kDepthwise,
-    Op::kSeparable,   Op::kAtrous, Op::kConv2DTranspose, Op::kConv3DTranspose, Op::kConvTranspose};
+inline constexpr Op kAllOps[] = {Op::kConvolution,   Op::kConv1D,          Op::kConv2D,
+                                 Op::kConv3D,        Op::kDepthwise,       Op::kSeparable,
+                                 Op::kAtrous,        Op::kConv2DTranspose, Op::kConv3DTranspose,
+                                 Op::kConvTranspose, Op::kConv1DTranspose};
 
 const char* OpLabel(Op op);              // e.g. "conv2d_transpose"
 bool HasDataFormat(Op op);               // every op but atrous takes a data_format
@@ -98,6 +101,10 @@ struct Geometry {
   Padding padding = Padding::kSame;
   std::vector<int64_t> pad_before = {};  // kExplicit only
   std::vector<int64_t> pad_after = {};
+  // Transposed ops: output_shape gives the spatial sizes only (conv2d_transpose's
+  // (H, W); conv1d_transpose's (W), which TF reads as (W, 1): W must be 1);
+  // the result's channels are then the filter's in-depth, so groups must be 1.
+  bool spatial_output_shape = false;
   bool channels_last = true;
   int64_t pointwise_out = 0;  // separable
   int64_t pointwise_groups = 1;

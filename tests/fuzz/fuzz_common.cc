@@ -338,7 +338,7 @@ v1::Tensor DecodeTensor(ByteReader& in, v1::DataType dtype) {
 
 v1::ConvRequest DecodeConvRequest(ByteReader& in, const std::string& registered_id) {
   v1::ConvRequest request;
-  const uint8_t op = in.Byte() % 11;
+  const uint8_t op = in.Byte() % 12;
   const v1::DataType dtype = DecodeDtype(in.Byte());
   const v1::Padding padding = DecodePadding(in.Byte());
   const std::string format(kFormats[in.Byte() % std::size(kFormats)]);
@@ -379,6 +379,7 @@ v1::ConvRequest DecodeConvRequest(ByteReader& in, const std::string& registered_
     case 7: transposed(request.mutable_conv2d_transpose()); break;
     case 8: transposed(request.mutable_conv3d_transpose()); break;
     case 9: transposed(request.mutable_conv_transpose()); break;
+    case 10: transposed(request.mutable_conv1d_transpose()); break;
     default: break;  // no op
   }
   if (in.Byte() % 16 != 0) *request.mutable_input() = DecodeTensor(in, dtype);
@@ -394,18 +395,20 @@ v1::ConvRequest DecodeConvRequest(ByteReader& in, const std::string& registered_
 
 v1::ConvRequest DecodeCoherentRequest(ByteReader& in, const std::string& registered_id) {
   // The op, its spatial rank, layout, dtype and padding.
-  const uint8_t op = in.Byte() % 10;
+  const uint8_t op = in.Byte() % 11;
   int n = 2;
-  if (op == 1) n = 1;
+  if (op == 1 || op == 10) n = 1;
   if (op == 3 || op == 8) n = 3;
   if (op == 0 || op == 9) n = 1 + in.Byte() % 3;
   const bool transposed = op >= 7;
   const bool depthwise = op == 4 || op == 5;
   const bool channels_first = op != 6 && in.Byte() % 2 == 1;
   const v1::DataType dtype = DecodeDtype(in.Byte() % 8 < 5 ? in.Byte() % 5 : in.Byte());
-  const bool explicit_allowed = op == 0 || op == 2 || op == 4;
+  const bool explicit_allowed = op == 0 || op == 2 || op == 4 || op == 7 || (op == 9 && n == 2);
   v1::Padding padding = in.Byte() % 2 ? v1::PADDING_SAME : v1::PADDING_VALID;
   if (explicit_allowed && in.Byte() % 3 == 0) padding = v1::PADDING_EXPLICIT;
+  // conv2d_transpose's output_shape now and then gives the spatial sizes only.
+  const bool spatial_output_shape = op == 7 && in.Byte() % 4 == 0;
 
   // Sizes: small mostly, int64's far ends now and then (ByteReader::Dim).
   const int64_t batch = in.Dim();
@@ -488,15 +491,30 @@ v1::ConvRequest DecodeCoherentRequest(ByteReader& in, const std::string& registe
     case 7:
       set(request.mutable_conv2d_transpose(),
           request.mutable_conv2d_transpose()->mutable_strides());
+      set_pads(request.mutable_conv2d_transpose());
       break;
     case 8:
       set(request.mutable_conv3d_transpose(),
           request.mutable_conv3d_transpose()->mutable_strides());
       break;
-    default:
+    case 9:
       set(request.mutable_conv_transpose(), request.mutable_conv_transpose()->mutable_strides());
+      set_pads(request.mutable_conv_transpose());
+      break;
+    default:
+      set(request.mutable_conv1d_transpose(),
+          request.mutable_conv1d_transpose()->mutable_strides());
       break;
   }
+  // The output_shape field of a transposed op.
+  auto output_shape = [&] {
+    switch (op) {
+      case 7: return request.mutable_conv2d_transpose()->mutable_output_shape();
+      case 8: return request.mutable_conv3d_transpose()->mutable_output_shape();
+      case 9: return request.mutable_conv_transpose()->mutable_output_shape();
+      default: return request.mutable_conv1d_transpose()->mutable_output_shape();
+    }
+  };
 
   std::vector<int64_t> filter = kernel;
   if (op == 6) {
@@ -512,13 +530,13 @@ v1::ConvRequest DecodeCoherentRequest(ByteReader& in, const std::string& registe
     for (int i = 0; i < n; ++i) {
       absl::StatusOr<Window> window =
           ComputeWindow(spatial[i], kernel[i], strides[i], dilations[i],
-                        padding == v1::PADDING_SAME ? Padding::kSame : Padding::kValid);
+                        padding == v1::PADDING_SAME       ? Padding::kSame
+                        : padding == v1::PADDING_EXPLICIT ? Padding::kExplicit
+                                                          : Padding::kValid,
+                        pads[2 * i], pads[2 * i + 1]);
       y_spatial.push_back(window.ok() ? window->output_size : 1);
     }
-    auto* shape = op == 7   ? request.mutable_conv2d_transpose()->mutable_output_shape()
-                  : op == 8 ? request.mutable_conv3d_transpose()->mutable_output_shape()
-                            : request.mutable_conv_transpose()->mutable_output_shape();
-    for (int64_t v : x) shape->Add(v);
+    for (int64_t v : spatial_output_shape ? spatial : x) output_shape()->Add(v);
     *request.mutable_input() = PatternTensor(dtype, activation(batch, y_spatial, out_channels), 1);
   } else {
     *request.mutable_input() = PatternTensor(dtype, activation(batch, spatial, in_channels), 1);
@@ -557,9 +575,7 @@ v1::ConvRequest DecodeCoherentRequest(ByteReader& in, const std::string& registe
         break;
       case 1:
         if (transposed) {
-          auto* shape = op == 7   ? request.mutable_conv2d_transpose()->mutable_output_shape()
-                        : op == 8 ? request.mutable_conv3d_transpose()->mutable_output_shape()
-                                  : request.mutable_conv_transpose()->mutable_output_shape();
+          auto* shape = output_shape();
           shape->Set(which / 3 % shape->size(), value);
         } else if (op == 6) {
           request.mutable_atrous_conv2d()->set_rate(value);

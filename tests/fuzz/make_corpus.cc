@@ -313,6 +313,61 @@ std::vector<ConvSeed> ConvSeeds(const std::string& registered_id) {
     r.mutable_conv_transpose()->set_data_format("NCDHW");
     add("conv-transpose-3d-f16-ncdhw-valid", Operands(r, kF16, {1, 1, 2, 2, 2}, {2, 2, 2, 2, 1}));
   }
+  // TF 2's forms of the transposed ops: explicit paddings, spatial-only
+  // output shapes, conv1d_transpose.
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv2d_transpose()->mutable_output_shape(), {1, 2, 7, 5});
+    Set(r.mutable_conv2d_transpose()->mutable_strides(), {2, 1});
+    r.mutable_conv2d_transpose()->set_padding(v1::PADDING_EXPLICIT);
+    Set(r.mutable_conv2d_transpose()->mutable_explicit_paddings(), {0, 0, 0, 0, 1, 2, 0, 1});
+    r.mutable_conv2d_transpose()->set_data_format("NCHW");
+    add("conv2d-transpose-f32-nchw-explicit", Operands(r, kF32, {1, 3, 4, 5}, {3, 2, 2, 3}));
+  }
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv2d_transpose()->mutable_output_shape(), {6, 6});
+    Set(r.mutable_conv2d_transpose()->mutable_strides(), {2});
+    r.mutable_conv2d_transpose()->set_padding(v1::PADDING_SAME);
+    add("conv2d-transpose-f64-nhwc-spatial-only", Operands(r, kF64, {2, 3, 3, 4}, {3, 3, 2, 4}));
+  }
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv_transpose()->mutable_output_shape(), {1, 5, 5, 2});
+    r.mutable_conv_transpose()->set_padding(v1::PADDING_EXPLICIT);
+    Set(r.mutable_conv_transpose()->mutable_explicit_paddings(), {0, 0, 1, 0, 0, 1, 0, 0});
+    add("conv-transpose-2d-f16-nhwc-explicit", Operands(r, kF16, {1, 4, 4, 3}, {3, 3, 2, 3}));
+  }
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv_transpose()->mutable_output_shape(), {1, 8, 2});
+    r.mutable_conv_transpose()->set_padding(v1::PADDING_EXPLICIT);
+    Set(r.mutable_conv_transpose()->mutable_explicit_paddings(), {0, 0, 1, 1, 0, 0});
+    add("conv-transpose-1d-f32-explicit-refused", Operands(r, kF32, {1, 8, 3}, {3, 2, 3}),
+        Code::kInvalidArgument);
+  }
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv1d_transpose()->mutable_output_shape(), {1, 9, 2});
+    Set(r.mutable_conv1d_transpose()->mutable_strides(), {2});
+    r.mutable_conv1d_transpose()->set_padding(v1::PADDING_SAME);
+    add("conv1d-transpose-i32-nwc-same-stride2", Operands(r, kI32, {1, 5, 3}, {3, 2, 3}));
+  }
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv1d_transpose()->mutable_output_shape(), {2, 4, 10});
+    Set(r.mutable_conv1d_transpose()->mutable_dilations(), {2});
+    r.mutable_conv1d_transpose()->set_padding(v1::PADDING_VALID);
+    r.mutable_conv1d_transpose()->set_data_format("NCW");
+    add("conv1d-transpose-bf16-ncw-valid-dilated", Operands(r, kBF16, {2, 4, 6}, {3, 2, 4}));
+  }
+  {
+    v1::ConvRequest r;
+    Set(r.mutable_conv1d_transpose()->mutable_output_shape(), {8});
+    r.mutable_conv1d_transpose()->set_padding(v1::PADDING_SAME);
+    add("conv1d-transpose-f32-width-only-refused", Operands(r, kF32, {1, 8, 3}, {3, 2, 3}),
+        Code::kInvalidArgument);
+  }
   // Edges: empty tensors, int64's far ends, errors.
   {
     v1::ConvRequest r;

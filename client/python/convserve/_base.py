@@ -1,7 +1,7 @@
 """What ``convserve.Client`` and ``convserve.aio.Client`` share.
 
 Contract: ``ClientBase`` holds the channel set-up (plaintext or TLS, a bearer
-token, channel options), the default timeout and the ten ``tf.nn`` op methods
+token, channel options), the default timeout and the eleven ``tf.nn`` op methods
 with their signatures and documentation. An op method builds its request with
 ``convserve.request_builder`` and hands it to the subclass's ``_run``, which
 sends it and decodes the reply: ``Client._run`` returns the array,
@@ -28,6 +28,7 @@ from convserve.request_builder import (
     as_request,
     build_atrous_conv2d,
     build_conv1d,
+    build_conv1d_transpose,
     build_conv2d,
     build_conv2d_transpose,
     build_conv3d,
@@ -60,7 +61,7 @@ def _read_credential(value: Credential) -> Optional[bytes]:
 class ClientBase(Generic[R]):
     """What ``convserve.Client`` and ``convserve.aio.Client`` share: the
     constructor (its arguments are documented on ``convserve.Client``) and the
-    ten ``tf.nn`` op methods, whose keyword-only extras (``bias=``,
+    eleven ``tf.nn`` op methods, whose keyword-only extras (``bias=``,
     ``activation=``, ``dtype=``, ``timeout=``) are documented there too.
     """
 
@@ -602,6 +603,57 @@ class ClientBase(Generic[R]):
             value, filters, rate, padding, bias=bias, activation=activation, dtype=dtype),
             timeout)
 
+    def conv1d_transpose(self, input: ArrayLike, filters: FilterLike, output_shape: Ints,
+                         strides: Ints, padding: Padding = "SAME",
+                         data_format: Optional[str] = "NWC", dilations: Optional[Ints] = None,
+                         name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                         activation: Activation = None, dtype: DType = None,
+                         timeout: Timeout = CLIENT_TIMEOUT) -> R:
+        """The transpose of `conv1d`; as ``tf.nn.conv1d_transpose``.
+
+        This operation is sometimes called "deconvolution" after
+        Deconvolutional Networks, but is actually the transpose (gradient) of
+        `conv1d` rather than an actual deconvolution.
+
+        Args:
+            input: A 3-D array of type float and shape
+                ``[batch, in_width, in_channels]`` for `NWC` data format or
+                ``[batch, in_channels, in_width]`` for `NCW` data format.
+            filters: A 3-D array with the same type as `input` and shape
+                ``[filter_width, output_channels, in_channels]``. `filter`'s
+                `in_channels` dimension must match that of `input`. Or a
+                registered filter id.
+            output_shape: A 1-D array, containing three elements, representing
+                the output shape of the deconvolution op. (As in TensorFlow, a
+                width-only ``[W]`` is read as height W, width 1 once the dummy
+                height is inserted, and fits only W = 1.)
+            strides: An int or list of ints that has length 1 or 3. The number
+                of entries by which the filter is moved right at each step.
+            padding: A string, either 'VALID' or 'SAME'. The padding algorithm.
+            data_format: A string. 'NWC' and 'NCW' are supported.
+            dilations: An int or list of ints that has length 1 or 3 which
+                defaults to 1. The dilation factor for each dimension of input.
+                If set to k > 1, there will be k-1 skipped cells between each
+                filter element on that dimension. Dilations in the batch and
+                depth dimensions must be 1.
+            name: Accepted for TensorFlow compatibility; ignored.
+            bias, activation, dtype, timeout: keyword-only; see ``convserve.Client``.
+
+        Returns:
+            An array with the same type as `input` (float32 for
+            ``dtype="bfloat16"``) and shape `output_shape`.
+
+        Raises:
+            ConvServeError: the server refused the call (e.g. INVALID_ARGUMENT
+                with TensorFlow's message, as when `output_shape` is not a
+                3-element vector that fits the input) or it failed or timed out.
+            ValueError, TypeError: arguments refused before anything is sent,
+                e.g. a `padding` other than 'VALID' or 'SAME'.
+        """
+        return self._run(lambda: build_conv1d_transpose(
+            input, filters, output_shape, strides, padding, data_format, dilations, bias=bias,
+            activation=activation, dtype=dtype), timeout)
+
     def conv2d_transpose(self, input: ArrayLike, filters: FilterLike, output_shape: Ints,
                          strides: Ints, padding: Padding = "SAME",
                          data_format: Optional[str] = "NHWC", dilations: Optional[Ints] = None,
@@ -624,13 +676,22 @@ class ClientBase(Generic[R]):
                 `in_channels` dimension must match that of `input`. Or a
                 registered filter id.
             output_shape: A 1-D array representing the output shape of the
-                deconvolution op.
+                deconvolution op: 4 values in `data_format` order, or the 2
+                spatial ones ``[height, width]`` (the batch is then `input`'s
+                and the channels `filters`' ``output_channels``).
             strides: An int or list of ints that has length 1, 2 or 4. The
                 stride of the sliding window for each dimension of `input`. If
                 a single value is given it is replicated in the H and W
                 dimension. By default the N and C dimensions are set to 1. The
                 dimension order is determined by the value of `data_format`.
-            padding: A string, either 'VALID' or 'SAME'. The padding algorithm.
+            padding: Either the string "SAME" or "VALID" indicating the type
+                of padding algorithm to use, or a list indicating the explicit
+                paddings at the start and end of each dimension. When explicit
+                padding is used and data_format is "NHWC", this should be in
+                the form ``[[0, 0], [pad_top, pad_bottom], [pad_left,
+                pad_right], [0, 0]]``. When explicit padding used and
+                data_format is "NCHW", this should be in the form ``[[0, 0],
+                [0, 0], [pad_top, pad_bottom], [pad_left, pad_right]]``.
             data_format: A string. 'NHWC' and 'NCHW' are supported.
             dilations: An int or list of ints that has length 1, 2 or 4,
                 defaults to 1. The dilation factor for each dimension of
@@ -742,6 +803,8 @@ class ClientBase(Generic[R]):
                 dimensions. By default the N and C dimensions are set to 1. The
                 dimension order is determined by the value of `data_format`.
             padding: A string, either 'VALID' or 'SAME'. The padding algorithm.
+                For N=2 also a list of (before, after) pairs, one per
+                dimension in `data_format` order, as `conv2d_transpose` takes.
             data_format: A string or None. Specifies whether the channel
                 dimension of the `input` and output is the last dimension
                 (default, or if `data_format` does not start with "NC"), or the

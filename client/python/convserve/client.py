@@ -39,6 +39,7 @@ from convserve.request_builder import (
     as_request,
     build_atrous_conv2d,
     build_conv1d,
+    build_conv1d_transpose,
     build_conv2d,
     build_conv2d_transpose,
     build_conv3d,
@@ -55,9 +56,10 @@ from convserve.v1 import convserve_pb2 as pb
 # Client, and the names this module has always offered.
 __all__ = [
     "Client", "ConvServeError", "Encoder", "OPS", "Request", "StreamItem", "as_request",
-    "build_atrous_conv2d", "build_conv1d", "build_conv2d", "build_conv2d_transpose",
-    "build_conv3d", "build_conv3d_transpose", "build_conv_transpose", "build_convolution",
-    "build_depthwise_conv2d", "build_request", "build_separable_conv2d", "decode_tensor",
+    "build_atrous_conv2d", "build_conv1d", "build_conv1d_transpose", "build_conv2d",
+    "build_conv2d_transpose", "build_conv3d", "build_conv3d_transpose", "build_conv_transpose",
+    "build_convolution", "build_depthwise_conv2d", "build_request", "build_separable_conv2d",
+    "decode_tensor",
 ]
 
 

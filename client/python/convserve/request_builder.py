@@ -29,6 +29,7 @@ OPS = (
     "depthwise_conv2d",
     "separable_conv2d",
     "atrous_conv2d",
+    "conv1d_transpose",
     "conv2d_transpose",
     "conv3d_transpose",
     "conv_transpose",
@@ -191,16 +192,30 @@ def build_atrous_conv2d(value: ArrayLike, filters: FilterLike, rate: int, paddin
                     dtype=dtype)
 
 
+def build_conv1d_transpose(input: ArrayLike, filters: FilterLike, output_shape: Ints,
+                           strides: Ints, padding: Padding = "SAME",
+                           data_format: Optional[str] = "NWC", dilations: Optional[Ints] = None,
+                           name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
+                           activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
+    """The ConvRequest of ``Client.conv1d_transpose`` (``tf.nn.conv1d_transpose``)."""
+    mode, _ = _padding(padding, "conv1d_transpose", False)
+    message = pb.Conv1DTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
+                                 padding=mode, data_format=_format(data_format),
+                                 dilations=_ints(dilations))
+    return _request("conv1d_transpose", message, input, filters, bias=bias, activation=activation,
+                    dtype=dtype)
+
+
 def build_conv2d_transpose(input: ArrayLike, filters: FilterLike, output_shape: Ints,
                            strides: Ints, padding: Padding = "SAME",
                            data_format: Optional[str] = "NHWC", dilations: Optional[Ints] = None,
                            name: Optional[str] = None, *, bias: Optional[FilterLike] = None,
                            activation: Activation = None, dtype: DType = None) -> pb.ConvRequest:
     """The ConvRequest of ``Client.conv2d_transpose`` (``tf.nn.conv2d_transpose``)."""
-    mode, _ = _padding(padding, "conv2d_transpose", False)
+    mode, explicit = _padding(padding, "conv2d_transpose", True)
     message = pb.Conv2DTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                                 padding=mode, data_format=_format(data_format),
-                                 dilations=_ints(dilations))
+                                 padding=mode, explicit_paddings=explicit,
+                                 data_format=_format(data_format), dilations=_ints(dilations))
     return _request("conv2d_transpose", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 
@@ -224,11 +239,15 @@ def build_conv_transpose(input: ArrayLike, filters: FilterLike, output_shape: In
                          dilations: Optional[Ints] = None, name: Optional[str] = None, *,
                          bias: Optional[FilterLike] = None, activation: Activation = None,
                          dtype: DType = None) -> pb.ConvRequest:
-    """The ConvRequest of ``Client.conv_transpose`` (``tf.nn.conv_transpose``)."""
-    mode, _ = _padding(padding, "conv_transpose", False)
+    """The ConvRequest of ``Client.conv_transpose`` (``tf.nn.conv_transpose``).
+
+    A list `padding` is sent as given; the server takes it when the op is 2-D
+    (``len(output_shape) == 4``) and refuses it otherwise, as TensorFlow does.
+    """
+    mode, explicit = _padding(padding, "conv_transpose", True)
     message = pb.ConvTranspose(output_shape=_ints(output_shape), strides=_ints(strides),
-                               padding=mode, data_format=_format(data_format),
-                               dilations=_ints(dilations))
+                               padding=mode, explicit_paddings=explicit,
+                               data_format=_format(data_format), dilations=_ints(dilations))
     return _request("conv_transpose", message, input, filters, bias=bias, activation=activation,
                     dtype=dtype)
 

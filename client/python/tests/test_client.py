@@ -80,10 +80,14 @@ def ref_conv(x, w, strides=1, dilations=1, padding="VALID"):
 
 
 def ref_conv_transpose(dy, w, output_shape, strides=1, dilations=1, padding="SAME"):
-    """Adjoint of ref_conv (ungrouped) for an input of `output_shape`, by scatter."""
+    """Adjoint of ref_conv (ungrouped) for an input of `output_shape`, by scatter.
+    padding: "SAME", "VALID" or (before, after) pairs per spatial dimension."""
     n = w.ndim - 2
     strides, dilations = _tup(strides, n), _tup(dilations, n)
-    pads = window_pads(output_shape[1:-1], w.shape[:n], strides, dilations, padding)
+    if isinstance(padding, str):
+        pads = window_pads(output_shape[1:-1], w.shape[:n], strides, dilations, padding)
+    else:
+        pads = [tuple(p) for p in padding]
     padded = [output_shape[1 + i] + pads[i][0] + pads[i][1] for i in range(n)]
     dx = np.zeros((output_shape[0], *padded, output_shape[-1]))
     out_sizes = dy.shape[1:-1]
@@ -293,6 +297,121 @@ def test_conv_transpose_1d(client, padding):
     dy = randn(*ref_conv(np.zeros(output_shape, np.float32), w, 2, 1, padding).shape)
     dx = client.conv_transpose(dy, w, output_shape, 2, padding)
     assert_close(dx, ref_conv_transpose(dy, w, output_shape, 2, 1, padding), rtol=1e-4)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_conv2d_transpose_explicit_padding(client, data_format):
+    # TF 2's list padding: the forward conv2d of x (output_shape) with these
+    # pads gives dy; height (7 + 1 + 2 - 3) // 2 + 1 = 4, width 5 + 0 + 1 - 2 + 1 = 5.
+    w = randn(3, 2, 3, 4)
+    pads = [(1, 2), (0, 1)]
+    output_shape = (2, 7, 5, 3)
+    dy = randn(2, 4, 5, 4)
+    if data_format == "NHWC":
+        tf_padding = [[0, 0], *pads, [0, 0]]
+        dx = client.conv2d_transpose(dy, w, output_shape, [2, 1], tf_padding)
+    else:
+        tf_padding = [[0, 0], [0, 0], *pads]
+        dx = to_last(client.conv2d_transpose(to_first(dy), w, (2, 3, 7, 5), [2, 1], tf_padding,
+                                             data_format="NCHW"))
+    assert_close(dx, ref_conv_transpose(dy, w, output_shape, [2, 1], 1, pads), rtol=1e-4)
+    # The adjoint of the server's conv2d with the same explicit padding.
+    x = randn(*output_shape)
+    y = client.conv2d(x, w, [2, 1], [[0, 0], *pads, [0, 0]])
+    assert y.shape == dy.shape
+    lhs, rhs = np.vdot(y.astype(np.float64), dy), np.vdot(x.astype(np.float64), dx)
+    assert math.isclose(lhs, rhs, rel_tol=1e-4, abs_tol=1e-3)
+
+
+@pytest.mark.parametrize("data_format", ["NHWC", "NCHW"])
+def test_conv2d_transpose_spatial_output_shape(client, data_format):
+    # output_shape (H, W): the batch is the input's, the channels the filter's output_channels.
+    w, dy = randn(3, 3, 2, 4), randn(3, 4, 3, 4)
+    expected = ref_conv_transpose(dy, w, (3, 8, 6, 2), 2, 1, "SAME")
+    if data_format == "NHWC":
+        dx = client.conv2d_transpose(dy, w, [8, 6], 2)
+    else:
+        dx = to_last(client.conv2d_transpose(to_first(dy), w, (8, 6), 2, data_format="NCHW"))
+    assert dx.shape == (3, 8, 6, 2)
+    assert_close(dx, expected, rtol=1e-4)
+    # With explicit padding too: height 8 + 1 + 0 - 3 + 1 = 7, width (6 - 3) // 2 + 1 = 2.
+    dy = randn(3, 7, 2, 4)
+    pads = [(1, 0), (0, 0)]
+    tf_padding = [[0, 0], *pads, [0, 0]] if data_format == "NHWC" else [[0, 0], [0, 0], *pads]
+    if data_format == "NHWC":
+        dx = client.conv2d_transpose(dy, w, [8, 6], [1, 2], tf_padding)
+    else:
+        dx = to_last(client.conv2d_transpose(to_first(dy), w, [8, 6], [1, 2], tf_padding,
+                                             data_format="NCHW"))
+    assert_close(dx, ref_conv_transpose(dy, w, (3, 8, 6, 2), [1, 2], 1, pads), rtol=1e-4)
+
+
+def test_transposed_output_shape_and_padding_refusals(client):
+    w, dy = randn(3, 3, 2, 4), randn(1, 4, 3, 4)
+    # A spatial-only output_shape that the input does not fit: TF's message.
+    with pytest.raises(convserve.ConvServeError) as error:
+        client.conv2d_transpose(dy, w, [9, 6], 2)
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Size of out_backprop doesn't match computed: actual = 4, computed = 5" in str(error.value)
+    with pytest.raises(convserve.ConvServeError) as error:
+        client.conv2d_transpose(dy, w, [1, 8, 6], 2)
+    assert "Conv2DBackpropInput requires input_sizes to contain 4 values or 2 values, but got: 3" \
+        in str(error.value)
+    # conv_transpose picks its op by len(output_shape), so (H, W) is refused...
+    with pytest.raises(convserve.ConvServeError) as error:
+        client.conv_transpose(dy, w, [8, 6], 2)
+    assert "output_shape must be of length 3, 4 or 5 but was 2." in str(error.value)
+    # ... and takes a list padding only when 2-D, as conv2d_transpose does
+    # (height 8 + 1 - 3 + 1 = 7, width (6 - 3) // 2 + 1 = 2).
+    pads, dy = [[0, 0], [1, 0], [0, 0], [0, 0]], randn(1, 7, 2, 4)
+    np.testing.assert_array_equal(client.conv_transpose(dy, w, (1, 8, 6, 2), [1, 2], pads),
+                                  client.conv2d_transpose(dy, w, (1, 8, 6, 2), [1, 2], pads))
+    with pytest.raises(convserve.ConvServeError) as error:
+        client.conv_transpose(randn(1, 4, 4), randn(3, 2, 4), (1, 8, 2), 2, [[0, 0], [1, 0], [0, 0]])
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Expected string for argument 'padding' not [[0, 0], [1, 0], [0, 0]]." \
+        in str(error.value)
+    with pytest.raises(ValueError):
+        client.conv1d_transpose(randn(1, 4, 4), randn(3, 2, 4), (1, 8, 2), 2, [[0, 0], [1, 0], [0, 0]])
+    with pytest.raises(ValueError):
+        client.conv3d_transpose(randn(1, 2, 2, 2, 4), randn(1, 1, 1, 2, 4), (1, 2, 2, 2, 2), 1,
+                                [[0, 0]] * 5)
+
+
+@pytest.mark.parametrize("data_format", ["NWC", "NCW"])
+@pytest.mark.parametrize("padding", ["SAME", "VALID"])
+def test_conv1d_transpose(client, data_format, padding):
+    w = randn(3, 2, 4)
+    output_shape = (2, 11, 2)
+    dy = randn(*ref_conv(np.zeros(output_shape, np.float32), w, 2, 1, padding).shape)
+    expected = ref_conv_transpose(dy, w, output_shape, 2, 1, padding)
+    if data_format == "NWC":
+        dx = client.conv1d_transpose(dy, w, output_shape, 2, padding)
+        # The same as conv_transpose of rank 1.
+        np.testing.assert_array_equal(dx, client.conv_transpose(dy, w, output_shape, 2, padding))
+    else:
+        dx = to_last(client.conv1d_transpose(to_first(dy), w, (2, 2, 11), [1, 1, 2], padding,
+                                             "NCW"))
+    assert dx.shape == output_shape
+    assert_close(dx, expected, rtol=1e-4)
+    # The adjoint of the server's conv1d.
+    x = randn(*output_shape)
+    y = client.conv1d(x, w, 2, padding)
+    lhs, rhs = np.vdot(y.astype(np.float64), dy), np.vdot(x.astype(np.float64), dx)
+    assert math.isclose(lhs, rhs, rel_tol=1e-4, abs_tol=1e-3)
+
+
+def test_conv1d_transpose_width_only_output_shape(client):
+    # TF inserts the dummy height into output_shape: (W) becomes height W,
+    # width 1, which fits the height of 1 only when W is 1.
+    w = randn(3, 2, 4)
+    dx = client.conv1d_transpose(randn(2, 1, 4), w, [1], 2)
+    assert dx.shape == (2, 1, 2)
+    with pytest.raises(convserve.ConvServeError) as error:
+        client.conv1d_transpose(randn(2, 4, 4), w, [8], 2)
+    assert "Conv2DCustomBackpropInput: Size of out_backprop doesn't match computed: actual = 1, " \
+        "computed = 8 spatial_dim: 1 input: 8 filter: 1 output: 1 stride: 1 dilation: 1" \
+        in str(error.value)
 
 
 def test_conv3d_transpose(client):
@@ -551,10 +670,10 @@ def test_health(client):
     assert client.health("convserve.v1.ConvService") == "SERVING"
 
 
-def test_server_info_lists_the_ten_ops(client):
+def test_server_info_lists_the_eleven_ops(client):
     info = client.server_info()
     assert sorted(info["ops"]) == sorted(convserve.OPS)
-    assert len(info["ops"]) == 10
+    assert len(info["ops"]) == 11
     assert "DATA_TYPE_BFLOAT16" in info["dtypes"]
     assert info["version"]
     assert info["limits"]["max_message_bytes"] > 0 and info["limits"]["workers"] >= 1
