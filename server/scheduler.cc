@@ -31,6 +31,14 @@ absl::Status OutOfService(absl::string_view backend, absl::string_view device,
       absl::StrCat("the ", backend, " worker on ", device, " is out of service: ", reason));
 }
 
+// What a job costs a thread, in floating-point operations: its FLOPs, but at
+// least one per element it reads or writes (a transposed op with strides
+// larger than its filter writes a large result from a few products).
+double InlineCost(const ConvSpec& spec) {
+  return std::max(spec.Flops(), static_cast<double>(spec.InputElements()) +
+                                    static_cast<double>(spec.ResultElements()));
+}
+
 // Batching.
 
 int64_t Elements(const Shape& shape) {
@@ -306,6 +314,16 @@ absl::Status Scheduler::Submit(Job& job) {
   return absl::OkStatus();
 }
 
+void Scheduler::WakeWorkersLocked(PoolState& pool, bool all) {
+  // A worker gathering a batch waits without a predicate and may take a
+  // single notification for a job it cannot batch: then wake them all.
+  if (all || pool.gathering > 0) {
+    pool.work_available.notify_all();
+  } else {
+    pool.work_available.notify_one();
+  }
+}
+
 absl::Status Scheduler::FitsBudgetLocked(const Job& job) const {
   if (bytes_admitted_ + job.bytes <= memory_budget_bytes_) return absl::OkStatus();
   return absl::ResourceExhaustedError(
@@ -319,7 +337,7 @@ bool Scheduler::WouldBatch(const Job& job, const Backend& backend) const {
 }
 
 absl::Status Scheduler::SubmitOrRun(Job& job) {
-  if (inline_max_flops_ <= 0 || job.spec.Flops() > inline_max_flops_) return Submit(job);
+  if (inline_max_flops_ <= 0 || InlineCost(job.spec) > inline_max_flops_) return Submit(job);
   std::unique_lock<std::mutex> lock(mutex_);
   absl::StatusOr<int> route = RouteLocked(job);
   if (!route.ok()) return route.status();
@@ -340,7 +358,7 @@ absl::Status Scheduler::SubmitOrRun(Job& job) {
   jobs.push_back(Queued{std::move(job), Clock::now()});
   RunLocked(pool_index, backend, jobs, std::chrono::nanoseconds(0), lock);
   pool.idle.push_back(&backend);
-  if (!pool.queue.empty()) pool.work_available.notify_one();  // a worker may wait for it
+  if (!pool.queue.empty()) WakeWorkersLocked(pool);  // a worker may wait for a backend
   if (--inline_runs_ == 0 && stopping_) inline_done_.notify_all();
   return absl::OkStatus();
 }
@@ -378,7 +396,7 @@ bool Scheduler::HandOnLocked(Queued& queued, size_t from, bool device_lost) {
     PoolState& next = *pools_[target];
     // Already admitted: it keeps its bytes and goes ahead of the queue.
     next.queue.push_front(std::move(queued));
-    next.work_available.notify_one();
+    WakeWorkersLocked(next);
     return true;
   };
   // A lost device's jobs go to its siblings (other devices of the backend)
@@ -506,7 +524,8 @@ void Scheduler::GatherLocked(PoolState& pool, const Backend& backend, std::vecto
   }
   // Preferred sizes: the longest leading part of the batch that makes one
   // runs; the rest go back to the front of the queue, in their order.
-  if (!preferred.empty() && !is_preferred(images) && batch.size() > 1) {
+  // (Not on a pool that left service meanwhile: its queue is served no more.)
+  if (!preferred.empty() && !is_preferred(images) && batch.size() > 1 && pool.in_service) {
     size_t keep = 0;
     int64_t sum = 0;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -526,7 +545,7 @@ void Scheduler::GatherLocked(PoolState& pool, const Backend& backend, std::vecto
         bytes_admitted_ -= extra_bytes;
         extra_bytes = 0;
       }
-      pool.work_available.notify_one();
+      WakeWorkersLocked(pool, /*all=*/true);
     }
   }
 }
@@ -678,6 +697,24 @@ void Scheduler::RunLocked(size_t pool_index, Backend& backend, std::vector<Queue
     const absl::Status status =
         RunJobs(backend, jobs, admitted, reports, pool.name, pool.device_id);
     if (batching_.observe) batching_.observe(static_cast<int>(group.size()), waited);
+    if (group.size() > 1 && !status.ok() && !absl::IsUnavailable(status)) {
+      // A batch that failed (its backend declined the larger spec, or ran
+      // out of memory) runs again job by job: batching changes no outcome.
+      for (Queued& queued : group) {
+        std::vector<Job*> one = {&queued.job};
+        std::vector<Clock::time_point> one_admitted = {queued.admitted};
+        std::vector<JobReport> report;
+        const absl::Status alone =
+            RunJobs(backend, one, one_admitted, report, pool.name, pool.device_id);
+        std::vector<Queued> settled;
+        settled.push_back(std::move(queued));
+        lock.lock();
+        SettleLocked(pool_index, settled, report, alone, /*ran=*/true, lock);
+        lock.unlock();
+      }
+      lock.lock();
+      continue;
+    }
     lock.lock();
     SettleLocked(pool_index, group, reports, status, /*ran=*/true, lock);
   }

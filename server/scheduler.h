@@ -25,16 +25,20 @@
 // batches only where the backend says each image's bytes do not depend on
 // the batch (Backend::BatchInvariant), so a result's bytes never change. The
 // concatenated input and result count against the memory budget while the
-// call runs; a batch that would exceed it is not formed. A batch the backend
-// declines, or whose device is lost, is handed on job by job as one job is.
+// call runs; a batch that would exceed it is not formed. A batch that fails
+// (say, its backend declines the larger spec) runs again job by job; one
+// whose device is lost is handed on job by job as one job is.
 //
 // Small jobs on the caller's thread (SubmitOrRun; off unless inline_max_flops
-// > 0): a job of at most inline_max_flops, routed to a CPU pool with nothing
+// > 0): a job of at most inline_max_flops (its FLOPs, but at least one per
+// element it reads and writes), routed to a CPU pool with nothing
 // queued and an idle backend, that batching would not hold, runs on the
 // thread that submits it, with that backend, instead of being handed to a
 // worker thread and its result back: for a tiny convolution those two
 // handoffs cost more than the compute. Its result, report and errors are
-// the ones a worker would give; meanwhile the pool has one worker fewer.
+// the ones a worker would give; meanwhile the pool has one worker fewer, so
+// no more runs compute at once than it has backends (a multi-threaded CPU
+// backend forms its thread team, e.g. oneDNN's OpenMP team, on that thread).
 //
 // Ownership: the scheduler owns its pools' backends and every job it admits.
 // Threading: a pool has one worker thread per backend; a worker, or a caller
@@ -133,8 +137,9 @@ class Scheduler {
   // Route's errors.
   absl::Status Submit(Job& job);
   // Submit, or for a job that may run inline (see above) admits it and runs
-  // it on this thread: its callbacks have run when this returns OK. Refuses
-  // as Submit does.
+  // it on this thread, where its callbacks run before this returns (unless
+  // its backend declines it: it then goes on to another pool's queue).
+  // Refuses as Submit does.
   absl::Status SubmitOrRun(Job& job);
 
   // What a job needs to be admitted: room in its pool's queue and its bytes
@@ -197,6 +202,9 @@ class Scheduler {
   absl::Status FitsBudgetLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // Whether batching may hold `job` on `backend` for company.
   bool WouldBatch(const Job& job, const Backend& backend) const;
+  // Wakes one worker of `pool` for a job queued or a backend given back, or
+  // all of them when `all` or when one may be gathering a batch.
+  void WakeWorkersLocked(PoolState& pool, bool all = false) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void WorkerLoop(size_t pool_index);
   // Runs `batch` (taken by this thread with `backend`, idle no more) on pool
   // `pool_index` and settles it: drops the jobs no longer wanted, runs the

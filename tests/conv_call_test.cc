@@ -243,7 +243,8 @@ TEST_F(ConvCallTest, EveryFailureIsKeptForTheStatusPage) {
   absl::StatusOr<Job> ran = pipeline_.Prepare(request, &response, {}, Capture());
   ASSERT_TRUE(ran.ok());
   ran->done(absl::OkStatus(), {});
-  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), "alice", Capture());
+  pipeline_.Refuse(OnesRequest(), absl::UnavailableError("draining"), "alice", std::nullopt,
+                   Capture());
 
   const Metrics::StatusSnapshot status = metrics_.ReadStatus();
   EXPECT_EQ(status.requests, 4u);

@@ -718,6 +718,18 @@ TEST(InlineRun, LargerJobsAndSchedulersWithoutInlineRunsUseTheWorkers) {
   }
 }
 
+TEST(InlineRun, AJobOfFewFlopsOverManyElementsUsesTheWorkers) {
+  // Say, a transposed conv whose strides exceed its filter: few products, a
+  // large result to write.
+  std::vector<Scheduler::Pool> pools;
+  pools.push_back(MakePool("cpu", kFloat32Only, 1, 4));
+  Scheduler scheduler(1 << 20, std::move(pools), Scheduler::Batching{}, kInlineUpTo);
+  std::promise<Result> unused;
+  Job job = MakeJob(DataType::kFloat32, &unused);
+  job.spec.input_spatial = {64, 64, 1};  // 4,096 elements > kInlineUpTo; Flops() unchanged
+  EXPECT_NE(DoneOn(scheduler, std::move(job)), std::this_thread::get_id());
+}
+
 TEST(InlineRun, GpuPoolsNeverRunInline) {
   std::vector<Scheduler::Pool> pools;
   pools.push_back(MakeDevicePool("cuda:0", kFloat32Only, 4));
