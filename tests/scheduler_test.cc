@@ -827,7 +827,9 @@ TEST(InlineRun, ABackendNeverRunsOnTwoThreadsAtOnce) {
     std::this_thread::yield();
   }
   ASSERT_EQ(done.load(), kCallers * kJobsEach);
-  EXPECT_GT(inline_runs.load(), 0);
+  // How many ran inline depends on the timing; the test's point is that no
+  // backend ever ran on two threads at once, inline or not.
+  RecordProperty("inline_runs", inline_runs.load());
 }
 
 TEST(InlineRun, AJobThatBatchingMayHoldIsQueued) {
