@@ -13,28 +13,12 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/gate.h"
 
 namespace convserve::server {
 namespace {
 
-// Holds Run calls until opened.
-class Gate {
- public:
-  void Open() {
-    std::lock_guard<std::mutex> lock(mutex_);
-    open_ = true;
-    opened_.notify_all();
-  }
-  void Wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    opened_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mutex_;
-  std::condition_variable opened_;
-  bool open_ = false;
-};
+using test::Gate;
 
 // What a fake backend's Run does after its gate: compute (write nothing),
 // decline (UNIMPLEMENTED), or find its device lost (UNAVAILABLE).
