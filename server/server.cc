@@ -243,6 +243,17 @@ void RunningServer::Drain(std::chrono::milliseconds grace) {
     if (now - std::max(start, ledger_->last_call_started()) >= kQuiet) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
+  // gRPC counts a call done once its last send is queued, and Shutdown then
+  // closes the connections, which can cut off a large reply still being
+  // written (the client sees "Connection reset by peer"). So first let the
+  // unary calls in flight end, then give the transports a moment to flush.
+  // Streams may stay open for long: Shutdown's GOAWAY tells their clients.
+  auto unary_calls = [&] { return ledger_->active_calls() - ledger_->open_streams(); };
+  constexpr std::chrono::milliseconds kFlush{100};
+  while (unary_calls() > 0 && std::chrono::system_clock::now() + kFlush < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (std::chrono::system_clock::now() + kFlush < deadline) std::this_thread::sleep_for(kFlush);
   // Shutdown sends GOAWAY, stops listening, lets the calls in flight finish
   // until the deadline and cancels what is left then.
   server_->Shutdown(deadline);
