@@ -118,10 +118,13 @@ void Transposed(const Geometry& g, bool channels_last, const T* dy, const T* w, 
   const int64_t group_in = g.in_channels / g.groups;
   const int64_t group_out = g.out_channels / g.groups;
   // The forward output position o that tap k of dimension d links to input i, or -1.
+  // In 128 bits: an explicit pad may be as large as int64 allows, and i + pad
+  // would then overflow.
   auto source = [&g](int d, int64_t i, int64_t k) -> int64_t {
-    const int64_t t = i + g.pad[d] - k * g.dilation[d];
+    const __int128 t =
+        static_cast<__int128>(i) + g.pad[d] - static_cast<__int128>(k) * g.dilation[d];
     if (t < 0 || t % g.stride[d] != 0 || t / g.stride[d] >= g.out[d]) return -1;
-    return t / g.stride[d];
+    return static_cast<int64_t>(t / g.stride[d]);
   };
   for (int64_t b = 0; b < g.batch; ++b)
     for (int64_t i0 = 0; i0 < g.in[0]; ++i0)
