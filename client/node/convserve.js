@@ -60,4 +60,33 @@ function conv(client, request) {
       (err, reply) => (err ? reject(err) : resolve(reply))));
 }
 
-module.exports = { grpc, connect, tensor, floats, conv };
+// Sends `request`, which must be refused with INVALID_ARGUMENT and a message
+// containing `message`; prints what came back and returns whether it was so.
+async function expectInvalid(client, request, message) {
+  try {
+    await conv(client, request);
+    console.log('MISMATCH: the invalid request succeeded');
+    return false;
+  } catch (err) {
+    console.log(`invalid request: ${grpc.status[err.code]}: ${err.details}`);
+    if (err.code !== grpc.status.INVALID_ARGUMENT || !String(err.details).includes(message)) {
+      console.log(`MISMATCH: expected INVALID_ARGUMENT: ${message}`);
+      return false;
+    }
+    return true;
+  }
+}
+
+// Runs an example's async `main` (resolving to whether every check held),
+// closes `client` and sets the exit code: 0 only if main resolved true.
+function run(client, main) {
+  main()
+    .then((ok) => { client.close(); process.exitCode = ok ? 0 : 1; })
+    .catch((err) => {
+      console.error(`gRPC error ${grpc.status[err.code] || err.code}: ${err.details || err.message}`);
+      client.close();
+      process.exitCode = 1;
+    });
+}
+
+module.exports = { grpc, connect, tensor, floats, conv, expectInvalid, run };

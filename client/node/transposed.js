@@ -8,7 +8,7 @@
 // Usage: node transposed.js [host:port]   (default localhost:50051); TLS and
 // tokens as conv2d.js (see convserve.js).
 'use strict';
-const { grpc, connect, tensor, floats, conv: call } = require('./convserve');
+const { connect, tensor, floats, conv: call, expectInvalid, run } = require('./convserve');
 
 const address = process.argv[2] || 'localhost:50051';
 const client = connect(address);
@@ -96,31 +96,15 @@ async function main() {
   ok = same('conv1d_transpose NCW', reply1, [1, c1, outW1], dx1) && ok;
 
   // A list padding for a 1-D conv_transpose: TF's conv1d_transpose takes a string.
-  try {
-    await conv({
-      conv_transpose: {
-        output_shape: [1, outW1, c1], padding: 'PADDING_EXPLICIT', explicit_paddings: [0, 0, 1, 1, 0, 0],
-      },
-      input: tensor([1, Wy1, o1], dy1),
-      filter: { tensor: tensor([k1, c1, o1], w1) },
-    });
-    console.log('MISMATCH: the invalid request succeeded');
-    ok = false;
-  } catch (err) {
-    console.log(`invalid request: ${grpc.status[err.code]}: ${err.details}`);
-    const message = "Expected string for argument 'padding' not [[0, 0], [1, 1], [0, 0]].";
-    if (err.code !== grpc.status.INVALID_ARGUMENT || !String(err.details).includes(message)) {
-      console.log(`MISMATCH: expected INVALID_ARGUMENT: ${message}`);
-      ok = false;
-    }
-  }
-  return ok;
+  const listPadding = {
+    conv_transpose: {
+      output_shape: [1, outW1, c1], padding: 'PADDING_EXPLICIT', explicit_paddings: [0, 0, 1, 1, 0, 0],
+    },
+    input: tensor([1, Wy1, o1], dy1),
+    filter: { tensor: tensor([k1, c1, o1], w1) },
+  };
+  const message = "Expected string for argument 'padding' not [[0, 0], [1, 1], [0, 0]].";
+  return (await expectInvalid(client, listPadding, message)) && ok;
 }
 
-main()
-  .then((ok) => { client.close(); process.exitCode = ok ? 0 : 1; })
-  .catch((err) => {
-    console.error(`gRPC error ${grpc.status[err.code] || err.code}: ${err.details || err.message}`);
-    client.close();
-    process.exitCode = 1;
-  });
+run(client, main);
