@@ -286,31 +286,26 @@ absl::Status Scheduler::Submit(Job& job) {
       pointwise_hash = HashOf(job.operands.pointwise_filter);
     }
   }
-  PoolState* pool = nullptr;
-  bool wake_all = false;
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    absl::StatusOr<int> route = RouteLocked(job);
-    if (!route.ok()) return route.status();
-    pool = pools_[*route].get();
-    if (stopping_) return absl::UnavailableError("the server is shutting down");
-    if (static_cast<int>(pool->queue.size()) >= pool->max_queue) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the server's queue is full (", pool->max_queue, " requests waiting); retry later"));
-    }
-    if (absl::Status fits = FitsBudgetLocked(job); !fits.ok()) return fits;
-    bytes_admitted_ += job.bytes;
-    job.operands.filter_hash = filter_hash;
-    job.operands.pointwise_filter_hash = pointwise_hash;
-    pool->queue.push_back(Queued{std::move(job), Clock::now()});
-    // A worker waiting for company must see it, whichever worker wakes first.
-    wake_all = pool->gathering > 0;
+  std::lock_guard<std::mutex> lock(mutex_);
+  absl::StatusOr<int> route = RouteLocked(job);
+  if (!route.ok()) return route.status();
+  return EnqueueLocked(job, *pools_[*route], filter_hash, pointwise_hash);
+}
+
+absl::Status Scheduler::EnqueueLocked(Job& job, PoolState& pool,
+                                      std::optional<uint64_t> filter_hash,
+                                      std::optional<uint64_t> pointwise_hash) {
+  if (stopping_) return absl::UnavailableError("the server is shutting down");
+  if (static_cast<int>(pool.queue.size()) >= pool.max_queue) {
+    return absl::ResourceExhaustedError(absl::StrCat("the server's queue is full (", pool.max_queue,
+                                                     " requests waiting); retry later"));
   }
-  if (wake_all) {
-    pool->work_available.notify_all();
-  } else {
-    pool->work_available.notify_one();
-  }
+  if (absl::Status fits = FitsBudgetLocked(job); !fits.ok()) return fits;
+  bytes_admitted_ += job.bytes;
+  job.operands.filter_hash = filter_hash;
+  job.operands.pointwise_filter_hash = pointwise_hash;
+  pool.queue.push_back(Queued{std::move(job), Clock::now()});
+  WakeWorkersLocked(pool);
   return absl::OkStatus();
 }
 
@@ -345,8 +340,12 @@ absl::Status Scheduler::SubmitOrRun(Job& job) {
   PoolState& pool = *pools_[pool_index];
   if (stopping_ || pool.device_id != kCpuDeviceId || !pool.queue.empty() || pool.idle.empty() ||
       WouldBatch(job, *pool.idle.back())) {
-    lock.unlock();
-    return Submit(job);
+    // With batching on, Submit first learns the filters' hashes, outside the lock.
+    if (batching_.max_images > 1) {
+      lock.unlock();
+      return Submit(job);
+    }
+    return EnqueueLocked(job, pool, job.operands.filter_hash, job.operands.pointwise_filter_hash);
   }
   if (absl::Status fits = FitsBudgetLocked(job); !fits.ok()) return fits;
   bytes_admitted_ += job.bytes;

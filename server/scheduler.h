@@ -57,6 +57,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -197,6 +198,11 @@ class Scheduler {
   int LeastLoadedLocked(size_t first, const ConvSpec& spec) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   bool HasRoomLocked(const PoolState& pool, int64_t bytes) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
+  // Admits `job` (moving from it, with the filter hashes given) into the
+  // queue of `pool`, or refuses it untouched as Submit says.
+  absl::Status EnqueueLocked(Job& job, PoolState& pool, std::optional<uint64_t> filter_hash,
+                             std::optional<uint64_t> pointwise_hash)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   // RESOURCE_EXHAUSTED if `job`'s bytes would exceed the memory budget.
   absl::Status FitsBudgetLocked(const Job& job) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
