@@ -211,6 +211,18 @@ std::unique_ptr<Request> Block(Scheduler& scheduler) {
   return blocker;
 }
 
+// Submits `count` single-image jobs (seeds 0, 1, ...), all compatible, and
+// returns their requests; each must be admitted.
+std::vector<std::unique_ptr<Request>> SubmitImages(Scheduler& scheduler, int count) {
+  std::vector<std::unique_ptr<Request>> requests;
+  for (int i = 0; i < count; ++i) {
+    requests.push_back(MakeRequest(1, i));
+    Job job = MakeJob(*requests.back());
+    EXPECT_TRUE(scheduler.Submit(job).ok());
+  }
+  return requests;
+}
+
 TEST(Batching, CompatibleQueuedJobsShareOneKernelCallAndKeepTheirBytes) {
   Gate gate;
   Calls calls;
@@ -469,12 +481,7 @@ TEST(Batching, PreferredSizesCutTheBatch) {
   Scheduler scheduler(1 << 30, Pools(OnePool({.gate = &gate, .calls = &calls})),
                       Batching(8, 0us, {2, 4}));
   auto blocker = Block(scheduler);
-  std::vector<std::unique_ptr<Request>> requests;
-  for (int i = 0; i < 7; ++i) {
-    requests.push_back(MakeRequest(1, i));
-    Job job = MakeJob(*requests.back());
-    ASSERT_TRUE(scheduler.Submit(job).ok());
-  }
+  std::vector<std::unique_ptr<Request>> requests = SubmitImages(scheduler, 7);
   gate.Open();
   for (auto& r : requests) {
     ASSERT_TRUE(r->future.get().first.ok());
@@ -489,12 +496,7 @@ TEST(Batching, NothingIsBatchedWhereTheBackendDoesNotVouchForIt) {
   Scheduler scheduler(1 << 30, Pools(OnePool({.gate = &gate, .calls = &calls, .invariant = false})),
                       Batching(8));
   auto blocker = Block(scheduler);
-  std::vector<std::unique_ptr<Request>> requests;
-  for (int i = 0; i < 3; ++i) {
-    requests.push_back(MakeRequest(1, i));
-    Job job = MakeJob(*requests.back());
-    ASSERT_TRUE(scheduler.Submit(job).ok());
-  }
+  std::vector<std::unique_ptr<Request>> requests = SubmitImages(scheduler, 3);
   gate.Open();
   for (auto& r : requests) ASSERT_TRUE(r->future.get().first.ok());
   EXPECT_THAT(calls.images(), ElementsAre(1, 1, 1, 1));
@@ -512,12 +514,7 @@ TEST(Batching, ADeclinedBatchRunsAgainJobByJob) {
   pools.push_back(OnePool({.name = "other", .calls = &other_calls, .invariant = false}));
   Scheduler scheduler(1 << 30, std::move(pools), Batching(8));
   auto blocker = Block(scheduler);
-  std::vector<std::unique_ptr<Request>> requests;
-  for (int i = 0; i < 3; ++i) {
-    requests.push_back(MakeRequest(1, i));
-    Job job = MakeJob(*requests.back());
-    ASSERT_TRUE(scheduler.Submit(job).ok());
-  }
+  std::vector<std::unique_ptr<Request>> requests = SubmitImages(scheduler, 3);
   gate.Open();
   for (auto& r : requests) {
     const auto [status, report] = r->future.get();
@@ -542,12 +539,7 @@ TEST(Batching, ABatchOnALostDeviceGoesElsewhere) {
   pools.push_back(OnePool({.name = "cpu", .calls = &cpu_calls}));
   Scheduler scheduler(1 << 30, std::move(pools), Batching(8));
   auto blocker = Block(scheduler);
-  std::vector<std::unique_ptr<Request>> requests;
-  for (int i = 0; i < 3; ++i) {
-    requests.push_back(MakeRequest(1, i));
-    Job job = MakeJob(*requests.back());
-    ASSERT_TRUE(scheduler.Submit(job).ok());
-  }
+  std::vector<std::unique_ptr<Request>> requests = SubmitImages(scheduler, 3);
   gate.Open();
   for (auto& r : requests) {
     const auto [status, report] = r->future.get();
@@ -565,12 +557,7 @@ TEST(Batching, OffByDefault) {
   Calls calls;
   Scheduler scheduler(1 << 30, Pools(OnePool({.gate = &gate, .calls = &calls})));
   auto blocker = Block(scheduler);
-  std::vector<std::unique_ptr<Request>> requests;
-  for (int i = 0; i < 3; ++i) {
-    requests.push_back(MakeRequest(1, i));
-    Job job = MakeJob(*requests.back());
-    ASSERT_TRUE(scheduler.Submit(job).ok());
-  }
+  std::vector<std::unique_ptr<Request>> requests = SubmitImages(scheduler, 3);
   gate.Open();
   for (auto& r : requests) ASSERT_TRUE(r->future.get().first.ok());
   EXPECT_THAT(calls.images(), ElementsAre(1, 1, 1, 1));
