@@ -34,6 +34,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "client/perf/callers.h"
 #include "client/perf/channels.h"
 #include "client/perf/in_process.h"
@@ -53,6 +54,9 @@ double Median(std::vector<double> values) {
 }
 
 int Run(int argc, char** argv) {
+  // As in the server: Debian's Abseil keeps a lock-order graph for every
+  // absl::Mutex (gRPC's) unless told not to, and the client shares the cores.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CommandLine command_line;
   if (std::optional<int> exit_code = command_line.Parse(argc, argv)) return *exit_code;
   const Options& o = command_line.options();
