@@ -9,6 +9,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/flags.h"
 #include "server/logging.h"
+#include "core/malloc_tuning.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "spdlog/spdlog.h"
@@ -37,6 +38,9 @@ int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, so every absl::Mutex (gRPC's locks)
   // would otherwise keep a lock-order graph: a few per cent of each call's CPU.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  // Large tensors' buffers are reused from call to call instead of being
+  // faulted in anew each time (malloc_tuning.h).
+  convserve::KeepFreedMemoryForReuse();
   convserve::server::ServerConfig config;
   if (const std::optional<int> exit_code =
           convserve::server::ParseServerFlags(argc, argv, &config, std::cout, std::cerr)) {

@@ -1,0 +1,19 @@
+#include "core/malloc_tuning.h"
+
+#include <malloc.h>
+
+namespace convserve {
+namespace {
+
+// The most glibc accepts for M_MMAP_THRESHOLD on 64-bit machines (half its
+// largest heap); the trim threshold matches it.
+constexpr int kReusedUpTo = 32 << 20;
+
+}  // namespace
+
+void KeepFreedMemoryForReuse() {
+  mallopt(M_MMAP_THRESHOLD, kReusedUpTo);
+  mallopt(M_TRIM_THRESHOLD, kReusedUpTo);
+}
+
+}  // namespace convserve
