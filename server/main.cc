@@ -7,9 +7,9 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "core/malloc_tuning.h"
 #include "server/flags.h"
 #include "server/logging.h"
-#include "core/malloc_tuning.h"
 #include "server/server.h"
 #include "server/tls.h"
 #include "spdlog/spdlog.h"
