@@ -7,6 +7,8 @@
 // apply); float64 and int32 it hands to the reference (OneDnnBackend::
 // ComputesDtype is false), so those results must be identical, and specs with
 // an empty tensor the server routes to the reference pool.
+#include <omp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -145,6 +147,24 @@ TEST(OneDnnConformanceCases, CoverTransposedExplicitAndSpatialOnlyInEveryLayout)
 
 // ---------------------------------------------------------------------------
 // The weight cache.
+
+// The calling thread's OpenMP team size after running `g` on a 2-thread backend.
+int ThreadsUsedFor(const Geometry& g) {
+  OneDnnBackend backend(Options(nullptr, /*threads=*/2));
+  const Problem p = MustPrepare(g, DataType::kFloat32, 1);
+  RunAndCheck(backend, p);
+  return omp_get_max_threads();
+}
+
+TEST(OneDnnThreads, ConvolutionsUnderOneMegaflopRunOnTheCallingThreadAlone) {
+  Geometry small{.spatial = {14, 14}, .kernel = {3, 3}, .in_channels = 16, .out_channels = 16};
+  Geometry large = small;
+  large.in_channels = large.out_channels = 32;
+  ASSERT_LT(MustPrepare(small, DataType::kFloat32, 1).spec.Flops(), 1e6);
+  ASSERT_GT(MustPrepare(large, DataType::kFloat32, 1).spec.Flops(), 1e6);
+  EXPECT_EQ(ThreadsUsedFor(small), 1);
+  EXPECT_EQ(ThreadsUsedFor(large), 2);
+}
 
 TEST(OneDnnWeightCache, SecondRunHitsAndNewFilterAddsEntry) {
   auto cache = std::make_shared<WeightCache>(int64_t{64} << 20);

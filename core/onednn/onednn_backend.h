@@ -21,7 +21,8 @@
 namespace convserve {
 
 struct OneDnnOptions {
-  // OpenMP threads each Run uses. Workers x threads should not exceed the cores.
+  // OpenMP threads each Run uses (a convolution under 1 MFLOP uses one).
+  // Workers x threads should not exceed the cores.
   int threads = 1;
   // Reordered weights shared by all workers; null disables caching.
   std::shared_ptr<WeightCache> weight_cache;
