@@ -6,8 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "absl/synchronization/mutex.h"
-#include "core/malloc_tuning.h"
+#include "core/process_settings.h"
 #include "server/flags.h"
 #include "server/logging.h"
 #include "server/server.h"
@@ -35,12 +34,7 @@ int WaitForShutdownSignal(const sigset_t& signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Debian builds Abseil without NDEBUG, so every absl::Mutex (gRPC's locks)
-  // would otherwise keep a lock-order graph: a few per cent of each call's CPU.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Large tensors' buffers are reused from call to call instead of being
-  // faulted in anew each time (malloc_tuning.h).
-  convserve::KeepFreedMemoryForReuse();
+  convserve::ApplyRpcProcessSettings();
   convserve::server::ServerConfig config;
   if (const std::optional<int> exit_code =
           convserve::server::ParseServerFlags(argc, argv, &config, std::cout, std::cerr)) {

@@ -34,7 +34,6 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/synchronization/mutex.h"
 #include "client/perf/callers.h"
 #include "client/perf/channels.h"
 #include "client/perf/in_process.h"
@@ -43,7 +42,7 @@
 #include "client/perf/report.h"
 #include "client/perf/server_metrics.h"
 #include "client/perf/workload.h"
-#include "core/malloc_tuning.h"
+#include "core/process_settings.h"
 
 namespace convserve::perf {
 namespace {
@@ -55,13 +54,9 @@ double Median(std::vector<double> values) {
 }
 
 int Run(int argc, char** argv) {
-  // As in the server: Debian's Abseil keeps a lock-order graph for every
-  // absl::Mutex (gRPC's) unless told not to, and the client shares the cores.
-  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-  // Large replies' buffers are reused from call to call (malloc_tuning.h), as
-  // in the server: measured without it, the client's own page faults halved
-  // the throughput of 800 KB echoes at concurrency 4.
-  KeepFreedMemoryForReuse();
+  // As in the server: without it, the client's own page faults halved the
+  // throughput of 800 KB echoes at concurrency 4, and the client shares the cores.
+  ApplyRpcProcessSettings();
   CommandLine command_line;
   if (std::optional<int> exit_code = command_line.Parse(argc, argv)) return *exit_code;
   const Options& o = command_line.options();

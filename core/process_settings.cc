@@ -1,6 +1,8 @@
-#include "core/malloc_tuning.h"
+#include "core/process_settings.h"
 
 #include <malloc.h>
+
+#include "absl/synchronization/mutex.h"
 
 namespace convserve {
 namespace {
@@ -11,9 +13,10 @@ constexpr int kReusedUpTo = 32 << 20;
 
 }  // namespace
 
-void KeepFreedMemoryForReuse() {
+void ApplyRpcProcessSettings() {
   mallopt(M_MMAP_THRESHOLD, kReusedUpTo);
   mallopt(M_TRIM_THRESHOLD, kReusedUpTo);
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 }
 
 }  // namespace convserve

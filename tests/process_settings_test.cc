@@ -1,5 +1,5 @@
-// The allocator's settings for large tensors.
-#include "core/malloc_tuning.h"
+// The process settings for large tensors: freed buffers are reused.
+#include "core/process_settings.h"
 
 #include <sys/resource.h>
 
@@ -43,9 +43,9 @@ void AllocateTouchAndFree() {
   for (char* buffer : buffers) std::free(buffer);
 }
 
-TEST(KeepFreedMemoryForReuse, LargeBuffersAreReusedWithoutPageFaults) {
+TEST(RpcProcessSettings, LargeBuffersAreReusedWithoutPageFaults) {
   if (CONVSERVE_SANITIZER_ALLOCATOR) GTEST_SKIP() << "a sanitizer's allocator replaces glibc's";
-  KeepFreedMemoryForReuse();
+  ApplyRpcProcessSettings();
   long faults = 0;
   std::thread call([&] {
     AllocateTouchAndFree();  // the first call grows the heap
