@@ -164,6 +164,10 @@ TEST(OneDnnThreads, ConvolutionsUnderOneMegaflopRunOnTheCallingThreadAlone) {
   ASSERT_GT(MustPrepare(large, DataType::kFloat32, 1).spec.Flops(), 1e6);
   EXPECT_EQ(ThreadsUsedFor(small), 1);
   EXPECT_EQ(ThreadsUsedFor(large), 2);
+  // What Threads() reports is what Run used.
+  OneDnnBackend backend(Options(nullptr, /*threads=*/2));
+  EXPECT_EQ(backend.Threads(MustPrepare(small, DataType::kFloat32, 1).spec), 1);
+  EXPECT_EQ(backend.Threads(MustPrepare(large, DataType::kFloat32, 1).spec), 2);
 }
 
 TEST(OneDnnWeightCache, SecondRunHitsAndNewFilterAddsEntry) {

@@ -483,6 +483,10 @@ BackendInfo OneDnnBackend::Describe() const {
   return info;
 }
 
+int OneDnnBackend::Threads(const ConvSpec& spec) const {
+  return spec.Flops() < kMinParallelFlops ? 1 : impl_->options.threads;
+}
+
 absl::Status OneDnnBackend::Run(const ConvSpec& spec, const Operands& operands, TensorView out) {
   if (!Computes(spec)) {
     return absl::FailedPreconditionError(
@@ -491,7 +495,7 @@ absl::Status OneDnnBackend::Run(const ConvSpec& spec, const Operands& operands, 
   // The thread count depends on the spec alone, so a request computes to the
   // same bytes on every worker and inline (and alone as in a batch: see
   // BatchInvariantIsa).
-  omp_set_num_threads(spec.Flops() < kMinParallelFlops ? 1 : impl_->options.threads);
+  omp_set_num_threads(Threads(spec));
   Plan* plan;
   try {
     plan = &impl_->PlanFor(spec);

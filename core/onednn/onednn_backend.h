@@ -52,6 +52,10 @@ class OneDnnBackend final : public Backend {
   // UNIMPLEMENTED when oneDNN has no primitive for the spec (it refuses some
   // extreme strides and dilations), before anything is written to `out`.
   absl::Status Run(const ConvSpec& spec, const Operands& operands, TensorView out) override;
+  // The OpenMP threads Run computes `spec` on: one under 1 MFLOP (a team
+  // costs more than it saves there), else OneDnnOptions::threads. It depends
+  // on the spec alone, so a request's bytes do not depend on where it ran.
+  int Threads(const ConvSpec& spec) const;
 
   // oneDNN's version and the instruction set it dispatches to.
   static std::string LibraryVersion();
