@@ -14,6 +14,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "server/process_stats.h"
 #include "spdlog/spdlog.h"
 
 namespace convserve::server {
@@ -30,6 +31,9 @@ constexpr char kDeviceRequests[] = "convserve_device_requests_total";
 constexpr char kDeviceComputeSeconds[] = "convserve_device_compute_seconds_total";
 constexpr char kBatchSize[] = "convserve_batch_size";
 constexpr char kBatchWaitSeconds[] = "convserve_batch_wait_seconds";
+constexpr char kProcessCpuSeconds[] = "process_cpu_seconds_total";
+constexpr char kProcessResidentBytes[] = "process_resident_memory_bytes";
+constexpr char kProcessOpenFds[] = "process_open_fds";
 
 // Upper bounds (inclusive, requests) of the batch size histogram's buckets.
 constexpr std::array<double, 10> kBatchBounds = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512};
@@ -119,8 +123,9 @@ bool ValidMetricName(std::string_view name) {
 
 // Names a gauge may not take: the built-in families and their series names.
 bool ReservedName(std::string_view name) {
-  for (std::string_view family : {kRequests, kBytesReceived, kBytesSent, kPrincipalRequests,
-                                  kDeviceRequests, kDeviceComputeSeconds}) {
+  for (std::string_view family :
+       {kRequests, kBytesReceived, kBytesSent, kPrincipalRequests, kDeviceRequests,
+        kDeviceComputeSeconds, kProcessCpuSeconds, kProcessResidentBytes, kProcessOpenFds}) {
     if (name == family) return true;
   }
   for (std::string_view family :
@@ -366,6 +371,19 @@ std::string Metrics::Render() const {
   std::string& sent = families[kBytesSent];
   AppendHeader(sent, kBytesSent, "Bytes of tensor data sent in Conv replies.", "counter");
   absl::StrAppend(&sent, kBytesSent, " ", bytes_sent, "\n");
+
+  const ProcessStats process = ReadProcessStats();
+  std::string& cpu = families[kProcessCpuSeconds];
+  AppendHeader(cpu, kProcessCpuSeconds, "User and system CPU seconds of the server's threads.",
+               "counter");
+  absl::StrAppend(&cpu, kProcessCpuSeconds, " ", FormatValue(process.cpu_seconds), "\n");
+  std::string& resident = families[kProcessResidentBytes];
+  AppendHeader(resident, kProcessResidentBytes, "Resident memory of the server, in bytes.",
+               "gauge");
+  absl::StrAppend(&resident, kProcessResidentBytes, " ", process.resident_bytes, "\n");
+  std::string& fds = families[kProcessOpenFds];
+  AppendHeader(fds, kProcessOpenFds, "File descriptors the server has open.", "gauge");
+  absl::StrAppend(&fds, kProcessOpenFds, " ", process.open_fds, "\n");
 
   if (!principals.empty()) {
     std::string& text = families[kPrincipalRequests];

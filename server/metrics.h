@@ -73,6 +73,8 @@ class Metrics {
   //   convserve_device_compute_seconds_total{device}       counters
   //   convserve_batch_size, convserve_batch_wait_seconds   histograms, once
   //                                                    batching is on
+  //   process_cpu_seconds_total                        counter, and
+  //   process_resident_memory_bytes, process_open_fds  gauges (ProcessStats)
   //   and every gauge added with AddGauge or AddGaugeFamily.
   std::string Render() const;
 

@@ -2,7 +2,7 @@
 # perf_smoke: convserve-perf against the real convserve-server, briefly: a
 # closed-loop sweep with both comparisons and an open-loop run; checks the
 # exit codes, the ratio lines (medians over rounds, the limit, the mean batch
-# size read from the server's metrics) and the CSV/JSON files.
+# size and CPU per request read from the server's metrics) and the CSV/JSON files.
 #   perf_smoke_test.sh SERVER_BIN PERF_BIN
 set -euo pipefail
 server_bin=$1
@@ -29,12 +29,18 @@ grep -q "^ratio served/in-process GFLOP/s at c=1: " "$work/closed.txt"
 grep -q "^ratio served/limit (in-process compute + echo) at c=2: " "$work/closed.txt"
 # Each kernel call takes at least one request.
 grep -q "^mean batch size (requests per kernel call) at c=4: [1-9]" "$work/closed.txt"
+# The server's CPU time per request, from its process_cpu_seconds_total.
+grep -q "^server CPU per request, ours (us) at c=1: [1-9]" "$work/closed.txt"
+grep -q "^server CPU per request, echo (us) at c=1: [1-9]" "$work/closed.txt"
+grep -q "^ratio server CPU per request ours/echo at c=4: [0-9.]* (median of 2 rounds: " \
+  "$work/closed.txt"
 [ "$(grep -c '^unary ' "$work/closed.txt")" = 6 ]
 [ "$(grep -c '^echo ' "$work/closed.txt")" = 6 ]
 [ "$(wc -l < "$work/out.csv")" = 13 ]
 grep -q '"ratio_vs_echo"' "$work/out.json"
 grep -q '"ratio_vs_limit"' "$work/out.json"
 grep -q '"mean_batch"' "$work/out.json"
+grep -q '"server_cpu_us"' "$work/out.json"
 
 "$perf_bin" "${small[@]}" --mode stream --registered-filter --rate 400 --arrivals poisson \
   --requests 200 --max-in-flight 8 --compare-echo | tee "$work/open.txt"

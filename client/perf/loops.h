@@ -47,8 +47,9 @@ struct StepResult {
   // of its bytes: 1 / (1 / in-process req/s + 1 / echo req/s).
   double echo_rps = -1, ratio_echo = -1, in_process_gflops = -1, ratio_in_process = -1;
   double limit_rps = -1, ratio_limit = -1;
-  // Requests per kernel call on the server during the step (--metrics-url).
-  double mean_batch = -1;
+  // From the server's metrics (--metrics-url): requests per kernel call
+  // during the step, and the server's CPU microseconds per request sent.
+  double mean_batch = -1, server_cpu_us = -1;
 };
 
 // `flops` is the work of one request (0 for echo), for the step's GFLOP/s.

@@ -13,7 +13,8 @@
 // process on the oneDNN backend and prints served / in-process GFLOP/s; with
 // both, served / limit, the limit being the throughput if a request cost only
 // its in-process compute plus an echo of its bytes. --rounds N interleaves N
-// runs of each and prints medians; --metrics-url adds the mean batch size.
+// runs of each and prints medians; --metrics-url adds the mean batch size and
+// the server's CPU time per request (ours and echo).
 //
 // Several replicas: --target takes any gRPC target (e.g.
 // "ipv4:127.0.0.2:50051,127.0.0.3:50051" or "dns:///convserve-headless:50051")
@@ -51,6 +52,26 @@ double Median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const size_t n = values.size();
   return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// What a step added to the server's counters, from the metrics pages read
+// before and after it (empty when unread): the mean batch size, and the
+// server's CPU time per request sent (its warm-up included).
+void AddServerShare(const std::string& before, const std::string& after, int64_t warmup,
+                    StepResult* step) {
+  const std::optional<HistogramTotals> batch_before = FindHistogram(before, "convserve_batch_size");
+  const std::optional<HistogramTotals> batch_after = FindHistogram(after, "convserve_batch_size");
+  if (batch_before && batch_after && batch_after->count > batch_before->count) {
+    step->mean_batch =
+        (batch_after->sum - batch_before->sum) / (batch_after->count - batch_before->count);
+  }
+  const std::optional<double> cpu_before = FindSample(before, "process_cpu_seconds_total");
+  const std::optional<double> cpu_after = FindSample(after, "process_cpu_seconds_total");
+  int64_t sent = step->ok + warmup;
+  for (const auto& [code, count] : step->errors) sent += count;
+  if (cpu_before && cpu_after && sent > 0) {
+    step->server_cpu_us = (*cpu_after - *cpu_before) / static_cast<double>(sent) * 1e6;
+  }
 }
 
 int Run(int argc, char** argv) {
@@ -109,16 +130,16 @@ int Run(int argc, char** argv) {
                          : RunClosed(o, mode, static_cast<int>(level), make, flops);
   };
 
-  // The server's batch-size histogram, or nullopt (said once) when unreadable.
+  // The server's metrics page; empty without --metrics-url or when
+  // unreadable (said once).
   bool metrics_warned = false;
-  auto batch_totals = [&]() -> std::optional<HistogramTotals> {
-    if (o.metrics_url.empty()) return std::nullopt;
-    absl::StatusOr<HistogramTotals> totals =
-        ScrapeHistogram(o.metrics_url, o.transport, "convserve_batch_size");
-    if (totals.ok()) return *totals;
-    if (!metrics_warned) std::cerr << "warning: no mean batch size: " << totals.status() << "\n";
+  auto metrics_page = [&]() -> std::string {
+    if (o.metrics_url.empty()) return "";
+    absl::StatusOr<std::string> page = FetchMetricsPage(o.metrics_url, o.transport);
+    if (page.ok()) return *std::move(page);
+    if (!metrics_warned) std::cerr << "warning: no server metrics: " << page.status() << "\n";
     metrics_warned = true;
-    return std::nullopt;
+    return "";
   };
 
   std::vector<StepResult> rows;
@@ -126,17 +147,17 @@ int Run(int argc, char** argv) {
   PrintHeader();
   for (double level : o.levels) {
     std::vector<double> echo_ratios, in_process_ratios, limit_ratios, mean_batches;
+    std::vector<double> server_cpu, echo_server_cpu, cpu_ratios;
     std::string load;
     for (int round = 0; round < o.rounds; ++round) {
       if (round > 0 && o.compare_in_process) in_process = InProcessGflops(w, o.in_process_seconds);
-      const std::optional<HistogramTotals> before = batch_totals();
+      const std::string before = metrics_page();
       StepResult ours = run_step(o.mode, level);
-      const std::optional<HistogramTotals> after = batch_totals();
+      const std::string after = metrics_page();
       load = ours.load;
-      if (before && after && after->count > before->count) {
-        ours.mean_batch = (after->sum - before->sum) / (after->count - before->count);
-        mean_batches.push_back(ours.mean_batch);
-      }
+      AddServerShare(before, after, o.warmup_requests, &ours);
+      if (ours.mean_batch >= 0) mean_batches.push_back(ours.mean_batch);
+      if (ours.server_cpu_us >= 0) server_cpu.push_back(ours.server_cpu_us);
       if (in_process > 0 && o.mode != "echo") {
         ours.in_process_gflops = in_process;
         ours.ratio_in_process = ours.gflops / in_process;
@@ -145,10 +166,15 @@ int Run(int argc, char** argv) {
       PrintRow(ours);
       if (o.compare_echo && o.mode != "echo") {
         StepResult echo = run_step("echo", level);
+        AddServerShare(after, metrics_page(), o.warmup_requests, &echo);
         PrintRow(echo);
         ours.echo_rps = echo.rps;
         ours.ratio_echo = echo.rps > 0 ? ours.rps / echo.rps : 0;
         echo_ratios.push_back(ours.ratio_echo);
+        if (ours.server_cpu_us > 0 && echo.server_cpu_us > 0) {
+          echo_server_cpu.push_back(echo.server_cpu_us);
+          cpu_ratios.push_back(ours.server_cpu_us / echo.server_cpu_us);
+        }
         if (ours.in_process_gflops > 0 && echo.rps > 0 && w.flops > 0) {
           const double in_process_rps = in_process * 1e9 / w.flops;
           ours.limit_rps = 1 / (1 / in_process_rps + 1 / echo.rps);
@@ -176,6 +202,9 @@ int Run(int argc, char** argv) {
     add_line("ratio served/in-process GFLOP/s", in_process_ratios);
     add_line("ratio served/limit (in-process compute + echo)", limit_ratios);
     add_line("mean batch size (requests per kernel call)", mean_batches);
+    add_line("server CPU per request, ours (us)", server_cpu);
+    add_line("server CPU per request, echo (us)", echo_server_cpu);
+    add_line("ratio server CPU per request ours/echo", cpu_ratios);
   }
   for (const std::string& line : ratio_lines) std::printf("%s\n", line.c_str());
 

@@ -38,13 +38,14 @@ bool WriteCsv(const std::string& path, const std::vector<StepResult>& rows) {
   std::ofstream out(path);
   out << "mode,load,level,ok,dropped,errors,seconds,req_per_s,gflops,p50_us,p90_us,p95_us,"
          "p99_us,echo_req_per_s,ratio_vs_echo,in_process_gflops,ratio_vs_in_process,"
-         "limit_req_per_s,ratio_vs_limit,mean_batch\n";
+         "limit_req_per_s,ratio_vs_limit,mean_batch,server_cpu_us\n";
   for (const StepResult& r : rows) {
     out << r.mode << "," << r.load << "," << r.level << "," << r.ok << "," << r.dropped << ","
         << ErrorsText(r.errors) << "," << r.seconds << "," << r.rps << "," << r.gflops << ","
         << r.p50 << "," << r.p90 << "," << r.p95 << "," << r.p99 << "," << r.echo_rps << ","
         << r.ratio_echo << "," << r.in_process_gflops << "," << r.ratio_in_process << ","
-        << r.limit_rps << "," << r.ratio_limit << "," << r.mean_batch << "\n";
+        << r.limit_rps << "," << r.ratio_limit << "," << r.mean_batch << "," << r.server_cpu_us
+        << "\n";
   }
   return static_cast<bool>(out);
 }
@@ -94,6 +95,7 @@ bool WriteJson(const std::string& path, const Options& o, const Workload& w,
       out << ",\"limit_req_per_s\":" << r.limit_rps << ",\"ratio_vs_limit\":" << r.ratio_limit;
     }
     if (r.mean_batch >= 0) out << ",\"mean_batch\":" << r.mean_batch;
+    if (r.server_cpu_us >= 0) out << ",\"server_cpu_us\":" << r.server_cpu_us;
     out << "}";
   }
   out << "]}\n";

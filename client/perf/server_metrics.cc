@@ -1,30 +1,14 @@
 #include "client/perf/server_metrics.h"
 
-#include <optional>
-
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "httplib.h"
 
 namespace convserve::perf {
-namespace {
 
-// The value of the sample line "<series> <value>" in `page`, if present.
-std::optional<double> SampleValue(absl::string_view page, const std::string& series) {
-  for (absl::string_view line : absl::StrSplit(page, '\n')) {
-    if (!absl::ConsumePrefix(&line, series) || !absl::ConsumePrefix(&line, " ")) continue;
-    double value = 0;
-    if (absl::SimpleAtod(line, &value)) return value;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-absl::StatusOr<HistogramTotals> ScrapeHistogram(const std::string& url,
-                                                const client::TransportOptions& transport,
-                                                const std::string& name) {
+absl::StatusOr<std::string> FetchMetricsPage(const std::string& url,
+                                             const client::TransportOptions& transport) {
   // httplib's universal client takes "scheme://host:port"; the rest is the path.
   const size_t scheme_end = url.find("://");
   const size_t path_start = url.find('/', scheme_end == std::string::npos ? 0 : scheme_end + 3);
@@ -42,12 +26,23 @@ absl::StatusOr<HistogramTotals> ScrapeHistogram(const std::string& url,
   if (response->status != 200) {
     return absl::UnavailableError(absl::StrCat(url, " answered HTTP ", response->status));
   }
-  const std::optional<double> sum = SampleValue(response->body, name + "_sum");
-  const std::optional<double> count = SampleValue(response->body, name + "_count");
-  if (!sum || !count) {
-    return absl::NotFoundError(absl::StrCat(url, " has no histogram ", name));
-  }
+  return response->body;
+}
+
+std::optional<HistogramTotals> FindHistogram(absl::string_view page, const std::string& name) {
+  const std::optional<double> sum = FindSample(page, name + "_sum");
+  const std::optional<double> count = FindSample(page, name + "_count");
+  if (!sum || !count) return std::nullopt;
   return HistogramTotals{.sum = *sum, .count = *count};
+}
+
+std::optional<double> FindSample(absl::string_view page, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(page, '\n')) {
+    if (!absl::ConsumePrefix(&line, series) || !absl::ConsumePrefix(&line, " ")) continue;
+    double value = 0;
+    if (absl::SimpleAtod(line, &value)) return value;
+  }
+  return std::nullopt;
 }
 
 }  // namespace convserve::perf
