@@ -142,7 +142,8 @@ CommandLine::CommandLine()
                  "the server's /metrics (http:// or https://, verified with --tls-ca): print "
                  "each step's mean batch size (requests per kernel call, from "
                  "convserve_batch_size) and the server's CPU microseconds per request (from "
-                 "process_cpu_seconds_total), for ours and echo");
+                 "process_cpu_seconds_total), for ours and echo (against several servers: "
+                 "that one server's CPU divided by all their requests)");
   app.add_option("--csv", o.csv_path, "also write the steps as CSV to this file");
   app.add_option("--json", o.json_path, "also write the steps as JSON to this file");
   app.add_option("--latency-log", o.latency_log_path,
