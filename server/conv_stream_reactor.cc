@@ -88,28 +88,25 @@ void ConvStreamReactor::Handle(std::shared_ptr<const v1::ConvRequest> request) {
   Admit(std::move(*job));
 }
 
-// The scheduler is asked under the lock, so that parking a job and pausing
-// reads happen together and no read can slip in while a parked job is being
-// retried. The scheduler never calls back into a reactor while holding its own
-// lock, so this cannot deadlock.
+// A small job may run right here, on the thread that read it
+// (Scheduler::SubmitOrRun), and its reply takes the lock, so the scheduler is
+// asked without it. Parking still pauses reads before the next one: this runs
+// inside OnReadDone, whose read is still outstanding (reading_), so no read
+// starts until OnReadDone has seen waiting_.
 void ConvStreamReactor::Admit(Job job) {
-  Scheduler::Room room;
-  absl::Status status;
+  const absl::Status status = deps_.scheduler->SubmitOrRun(job);
+  if (status.ok()) return;
+  if (!absl::IsResourceExhausted(status)) {
+    job.done(status, {});  // e.g. the scheduler is stopping
+    return;
+  }
+  Scheduler::Room room = deps_.scheduler->RoomFor(job);
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    status = deps_.scheduler->Submit(job);
-    if (status.ok()) return;
-    if (absl::IsResourceExhausted(status)) {
-      room = deps_.scheduler->RoomFor(job);
-      waiting_ = std::move(job);
-      room_callback_pending_ = true;
-    }
+    waiting_ = std::move(job);
+    room_callback_pending_ = true;
   }
-  if (absl::IsResourceExhausted(status)) {
-    deps_.scheduler->NotifyWhenRoom(room, [this] { RetryWaiting(); });
-  } else {
-    job.done(status, {});  // e.g. the scheduler is stopping
-  }
+  deps_.scheduler->NotifyWhenRoom(room, [this] { RetryWaiting(); });
 }
 
 void ConvStreamReactor::RetryWaiting() {

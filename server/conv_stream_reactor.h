@@ -51,7 +51,8 @@ class ConvStreamReactor final
   Actions NextActionsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mutex_);
   void Perform(const Actions& actions);
   void Handle(std::shared_ptr<const convserve::v1::ConvRequest> request);
-  // Submits `job`, or parks it in waiting_ until the scheduler has room.
+  // Submits `job` (a small one may run inline), or parks it in waiting_
+  // until the scheduler has room. Called from OnReadDone only.
   void Admit(Job job);
   void RetryWaiting();
   void Reply(std::shared_ptr<convserve::v1::ConvResponse> response, const absl::Status& status);
